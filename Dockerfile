@@ -1,0 +1,18 @@
+# Build switchyard and the bundled plugins, then run them on a slim image.
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev zlib1g-dev libssl-dev pkg-config \
+    && rustup target add wasm32-unknown-unknown
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p switchyard && scripts/build-plugins.sh target/release/switchyard
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/switchyard /usr/local/bin/switchyard
+COPY --from=build /src/target/plugins /srv/switchyard/target/plugins
+COPY switchyard.toml /srv/switchyard/switchyard.toml
+WORKDIR /srv/switchyard
+ENV SWITCHYARD_CACHE_DIR=/var/cache/switchyard
+EXPOSE 8080
+ENTRYPOINT ["switchyard"]
+CMD ["run", "--config", "switchyard.toml"]

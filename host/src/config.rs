@@ -1,0 +1,455 @@
+//! The routes file: which topics flow through which plugin chains to which
+//! sinks, and what happens when a record cannot be processed.
+//!
+//! Parsing is strict (`deny_unknown_fields` everywhere) so that a typo is an
+//! error naming the field, never a silently ignored setting. [`Config::load`]
+//! also checks what the types cannot: that every plugin file exists, that
+//! route names are unique, that a dead-letter policy has a topic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors found while loading a routes file. Each names the file and, where
+/// it applies, the route and field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read routes file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid routes file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid routes file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole routes file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding plugin components (`<name>.wasm`). Relative paths
+    /// are resolved against the directory of the routes file.
+    /// Example: `plugins_dir = "target/plugins"`.
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+
+    /// Kafka client settings shared by every route.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+
+    /// Defaults applied to every route unless the route overrides them.
+    #[serde(default)]
+    pub defaults: RouteTuning,
+
+    /// The routes, each an independent consumer group.
+    #[serde(default, rename = "routes")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Kafka client settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, e.g. `"broker-1:9092,broker-2:9092"`. The
+    /// `--brokers` flag and `SWITCHYARD_BROKERS` override it; with none of
+    /// the three, switchyard starts an in-memory development broker.
+    pub brokers: Option<String>,
+    /// Extra librdkafka properties passed to every client, e.g.
+    /// `{ "security.protocol" = "SASL_SSL" }`. Values are never logged.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// librdkafka properties for route consumers only, e.g.
+    /// `{ "session.timeout.ms" = "10000" }`.
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only, e.g.
+    /// `{ "linger.ms" = "10" }`.
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+}
+
+/// Per-route knobs with defaults. Every field is optional in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTuning {
+    /// Most records handed to a plugin in one call (default 256).
+    pub batch_size: Option<usize>,
+    /// Deadline for one plugin call, in milliseconds (default 1000). A call
+    /// past it is interrupted and its instance replaced.
+    pub call_timeout_ms: Option<u64>,
+    /// Linear memory cap per plugin instance, in MiB (default 64).
+    pub memory_limit_mib: Option<u64>,
+}
+
+impl RouteTuning {
+    /// `self` with unset fields taken from `fallback`.
+    fn or(&self, fallback: &RouteTuning) -> RouteTuning {
+        RouteTuning {
+            batch_size: self.batch_size.or(fallback.batch_size),
+            call_timeout_ms: self.call_timeout_ms.or(fallback.call_timeout_ms),
+            memory_limit_mib: self.memory_limit_mib.or(fallback.memory_limit_mib),
+        }
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.unwrap_or(256).max(1)
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms.unwrap_or(1000))
+    }
+
+    pub fn memory_limit_bytes(&self) -> usize {
+        (self.memory_limit_mib.unwrap_or(64) as usize) << 20
+    }
+}
+
+/// One route: source topics, a plugin chain, sinks and an error policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name, used in logs, metrics and headers.
+    pub name: String,
+    /// Where records come from.
+    pub source: SourceConfig,
+    /// Plugins applied in order. May be empty (a plain copy).
+    #[serde(default)]
+    pub chain: Vec<ChainStep>,
+    /// Where untargeted outputs of the last plugin go.
+    pub sink: KafkaSink,
+    /// Named outputs a plugin may target by name, e.g.
+    /// `outputs.audit = { topic = "orders.audit" }`.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, KafkaSink>,
+    /// Where records that fail for good are written, with context headers.
+    pub dead_letter: Option<KafkaSink>,
+    /// What to do with a record that a plugin rejects or fails on.
+    #[serde(default)]
+    pub on_error: ErrorPolicyConfig,
+    /// Overrides `[defaults].batch_size` for this route.
+    pub batch_size: Option<usize>,
+    /// Overrides `[defaults].call_timeout_ms` for this route.
+    pub call_timeout_ms: Option<u64>,
+    /// Overrides `[defaults].memory_limit_mib` for this route.
+    pub memory_limit_mib: Option<u64>,
+}
+
+/// Source topics and consumer group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Consumer group id (default `switchyard-<route name>`). Instances
+    /// sharing a group share the partitions.
+    pub group: Option<String>,
+    /// Where a new group starts: `"earliest"` (default) or `"latest"`.
+    #[serde(default)]
+    pub start_from: StartFrom,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+impl StartFrom {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        }
+    }
+}
+
+/// One plugin in a chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainStep {
+    /// Plugin name: the file `<plugins_dir>/<name>.wasm`.
+    pub plugin: String,
+    /// Configuration handed to the plugin's `init`, as JSON.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+}
+
+/// A Kafka topic to write to.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSink {
+    pub topic: String,
+}
+
+/// What to do when a plugin rejects a record or fails on it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorPolicyConfig {
+    /// `"dead-letter"` (default when `dead_letter` is set) writes the record
+    /// to the dead-letter topic and moves on; `"halt"` (default otherwise)
+    /// stops the route before the record, so nothing is skipped.
+    pub policy: Option<ErrorAction>,
+    /// Retries of a `retryable` failure before the policy applies (default 3).
+    pub max_retries: Option<u32>,
+    /// First retry delay in milliseconds, doubled per retry (default 100).
+    pub backoff_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorAction {
+    DeadLetter,
+    Halt,
+}
+
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+/// A route with defaults applied and paths resolved: what the runtime uses.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub topics: Vec<String>,
+    pub group: String,
+    pub start_from: StartFrom,
+    pub chain: Vec<ResolvedStep>,
+    pub sink: KafkaSink,
+    pub outputs: BTreeMap<String, KafkaSink>,
+    pub dead_letter: Option<KafkaSink>,
+    pub on_error: ErrorAction,
+    pub max_retries: u32,
+    pub backoff: Duration,
+    pub tuning: RouteTuning,
+}
+
+/// A chain step whose plugin file has been found.
+#[derive(Debug, Clone)]
+pub struct ResolvedStep {
+    pub plugin: String,
+    pub path: PathBuf,
+    /// The step's config as a JSON string, ready for `init`.
+    pub config_json: String,
+}
+
+impl Route {
+    /// Every topic this route writes to.
+    pub fn output_topics(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.sink.topic.as_str())
+            .chain(self.outputs.values().map(|s| s.topic.as_str()))
+            .chain(self.dead_letter.iter().map(|s| s.topic.as_str()))
+    }
+}
+
+impl Config {
+    /// Parse `text` as a routes file; `path` is used for messages and to
+    /// resolve a relative `plugins_dir`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if config.plugins_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.plugins_dir = base.join(&config.plugins_dir);
+        }
+        Ok(config)
+    }
+
+    /// Read and parse a routes file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Check the routes and resolve them for the runtime. `path` is the
+    /// routes file, for messages.
+    pub fn resolve(&self, path: &Path) -> Result<Vec<Route>, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for r in &self.routes {
+            if r.name.is_empty() {
+                return Err(invalid("a route has an empty `name`".into()));
+            }
+            if !seen.insert(r.name.as_str()) {
+                return Err(invalid(format!("route name `{}` is used twice", r.name)));
+            }
+            if r.source.topics.is_empty() {
+                return Err(invalid(format!(
+                    "route `{}`: `source.topics` is empty",
+                    r.name
+                )));
+            }
+            let mut chain = Vec::with_capacity(r.chain.len());
+            for (i, step) in r.chain.iter().enumerate() {
+                let path = self.plugins_dir.join(format!("{}.wasm", step.plugin));
+                if !path.is_file() {
+                    return Err(invalid(format!(
+                        "route `{}`, chain step {}: plugin `{}` not found: {} does not exist \
+                         (build it with `switchyard plugin build` or check `plugins_dir`)",
+                        r.name,
+                        i + 1,
+                        step.plugin,
+                        path.display()
+                    )));
+                }
+                let config_json = serde_json::to_string(&step.config)
+                    .expect("a TOML table always converts to JSON");
+                chain.push(ResolvedStep {
+                    plugin: step.plugin.clone(),
+                    path,
+                    config_json,
+                });
+            }
+            let on_error = match (r.on_error.policy, &r.dead_letter) {
+                (Some(ErrorAction::DeadLetter), None) => {
+                    return Err(invalid(format!(
+                        "route `{}`: `on_error.policy = \"dead-letter\"` needs a \
+                         `dead_letter = {{ topic = \"...\" }}`",
+                        r.name
+                    )))
+                }
+                (Some(action), _) => action,
+                (None, Some(_)) => ErrorAction::DeadLetter,
+                (None, None) => ErrorAction::Halt,
+            };
+            routes.push(Route {
+                name: r.name.clone(),
+                topics: r.source.topics.clone(),
+                group: r
+                    .source
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| format!("switchyard-{}", r.name)),
+                start_from: r.source.start_from,
+                chain,
+                sink: r.sink.clone(),
+                outputs: r.outputs.clone(),
+                dead_letter: r.dead_letter.clone(),
+                on_error,
+                max_retries: r.on_error.max_retries.unwrap_or(3),
+                backoff: Duration::from_millis(r.on_error.backoff_ms.unwrap_or(100)),
+                tuning: RouteTuning {
+                    batch_size: r.batch_size,
+                    call_timeout_ms: r.call_timeout_ms,
+                    memory_limit_mib: r.memory_limit_mib,
+                }
+                .or(&self.defaults),
+            });
+        }
+        Ok(routes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [[routes]]
+        name = "r"
+        source = { topics = ["in"] }
+        sink = { topic = "out" }
+    "#;
+
+    #[test]
+    fn minimal_route_gets_defaults() {
+        let config = Config::parse(MINIMAL, Path::new("/etc/sy/routes.toml")).unwrap();
+        assert_eq!(config.plugins_dir, Path::new("/etc/sy/plugins"));
+        let routes = config.resolve(Path::new("routes.toml")).unwrap();
+        let r = &routes[0];
+        assert_eq!(r.group, "switchyard-r");
+        assert_eq!(r.on_error, ErrorAction::Halt);
+        assert_eq!(r.tuning.batch_size(), 256);
+        assert_eq!(r.tuning.call_timeout(), Duration::from_secs(1));
+        assert_eq!(r.start_from, StartFrom::Earliest);
+    }
+
+    #[test]
+    fn dead_letter_topic_makes_dead_letter_the_default_policy() {
+        let text = format!("{MINIMAL}\ndead_letter = {{ topic = \"dlq\" }}\n");
+        let routes = Config::parse(&text, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap();
+        assert_eq!(routes[0].on_error, ErrorAction::DeadLetter);
+        assert_eq!(
+            routes[0].output_topics().collect::<Vec<_>>(),
+            vec!["out", "dlq"]
+        );
+    }
+
+    #[test]
+    fn route_tuning_overrides_defaults() {
+        let text = format!(
+            "[defaults]\nbatch_size = 8\ncall_timeout_ms = 50\n{MINIMAL}\nbatch_size = 4\n"
+        );
+        let routes = Config::parse(&text, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap();
+        assert_eq!(routes[0].tuning.batch_size(), 4);
+        assert_eq!(routes[0].tuning.call_timeout(), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let text = MINIMAL.replace("sink =", "snik =");
+        let err = Config::parse(&text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `snik`"), "{err}");
+        assert!(err.contains("x.toml"), "{err}");
+    }
+
+    #[test]
+    fn dead_letter_policy_without_topic_is_refused() {
+        let text = format!("{MINIMAL}\non_error = {{ policy = \"dead-letter\" }}\n");
+        let err = Config::parse(&text, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a `dead_letter"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_route_names_are_refused() {
+        let text = format!("{MINIMAL}{MINIMAL}");
+        let err = Config::parse(&text, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("route name `r` is used twice"), "{err}");
+    }
+
+    #[test]
+    fn missing_plugin_names_the_file() {
+        let text = format!("{MINIMAL}\nchain = [{{ plugin = \"nope\" }}]\n");
+        let err = Config::parse(&text, Path::new("/tmp/x.toml"))
+            .unwrap()
+            .resolve(Path::new("/tmp/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plugin `nope` not found"), "{err}");
+        assert!(err.contains("/tmp/plugins/nope.wasm"), "{err}");
+    }
+}

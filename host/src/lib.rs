@@ -1,0 +1,19 @@
+//! Switchyard: Kafka topics through chains of WebAssembly plugins.
+//!
+//! - [`config`]: the routes file.
+//! - [`plugin`]: loading, caching, sandboxing and pooling plugin components.
+//! - [`route`]: consuming, running chains, producing, committing offsets.
+//! - [`kafka`]: client settings and the in-memory development broker.
+//! - [`http`]: the HTTP API.
+//! - [`app`]: wiring it together for `switchyard run`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod devtools;
+pub mod http;
+pub mod kafka;
+pub mod logging;
+pub mod plugin;
+pub mod plugin_build;
+pub mod route;

@@ -1,0 +1,40 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchyard::cli::{Cli, Command, PluginCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    switchyard::logging::init();
+    let result = match cli.command {
+        None => run(cli.run.into_options()),
+        Some(Command::Run(args)) => run(args.into_options()),
+        Some(Command::Plugin(PluginCommand::Build { dir, out })) => {
+            switchyard::plugin_build::build_command(&dir, &out)
+        }
+        Some(Command::Produce(args)) => {
+            runtime().and_then(|rt| rt.block_on(switchyard::devtools::produce(args)))
+        }
+        Some(Command::Consume(args)) => {
+            runtime().and_then(|rt| rt.block_on(switchyard::devtools::consume(args)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: switchyard::app::RunOptions) -> anyhow::Result<()> {
+    runtime()?.block_on(switchyard::app::run(opts))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,30 @@
+//! Plugins: WebAssembly components implementing the `switchyard:plugin`
+//! world (see `wit/plugin.wit`).
+//!
+//! - [`runtime`]: the shared wasmtime engine, the epoch ticker that enforces
+//!   call deadlines, and loading components through the compile cache.
+//! - [`cache`]: precompiled artefacts on disk, keyed by content hash.
+//! - [`pool`]: ready-to-call instances of one plugin configured for one
+//!   route step, and the host side of the plugin's imports.
+
+pub mod cache;
+pub mod pool;
+pub mod runtime;
+
+pub use pool::{CallError, InstancePool};
+pub use runtime::{LoadedPlugin, PluginRuntime};
+
+/// Host bindings generated from the WIT package in `wit/`, shared with every
+/// guest: no type here is written by hand.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+    });
+
+    pub use exports::switchyard::plugin::transform;
+    pub use switchyard::plugin::types::{Error, Event, Header, Outcome, Output};
+}
+
+/// Name of the interface every plugin must export, for error messages.
+pub const TRANSFORM_EXPORT: &str = "switchyard:plugin/transform@0.1.0";

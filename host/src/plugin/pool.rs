@@ -1,0 +1,244 @@
+//! Ready instances of one plugin, configured for one step of one route,
+//! and the host side of the imports a plugin may call.
+//!
+//! Instantiating and running `init` costs far more than a `process` call, so
+//! instances are kept in a pool and reused. An instance that traps (a
+//! panic, a missed deadline, the memory cap) is poisoned by wasmtime and is
+//! dropped, never returned to the pool; the next call gets a fresh one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
+use super::runtime::{LoadedPlugin, EPOCH_TICK};
+use super::PluginRuntime;
+
+/// The `state` import's storage: per route step, shared by its instances.
+pub type KvState = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// Per-store data: what the host imports can see.
+pub struct HostState {
+    limits: StoreLimits,
+    route: Arc<str>,
+    plugin: Arc<str>,
+    kv: KvState,
+}
+
+/// Why a plugin call did not produce outcomes.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// `init` refused the route's configuration.
+    #[error("plugin `{plugin}` refused its configuration: {message}")]
+    Init { plugin: String, message: String },
+    /// The call ran past its deadline and was interrupted.
+    #[error("plugin `{plugin}` exceeded its {timeout:?} deadline")]
+    Deadline { plugin: String, timeout: Duration },
+    /// The instance trapped (panic, memory cap, out-of-bounds access...).
+    #[error("plugin `{plugin}` trapped: {message}")]
+    Trap { plugin: String, message: String },
+    /// The plugin broke the contract, e.g. returned the wrong number of
+    /// outcomes.
+    #[error("plugin `{plugin}` broke the contract: {message}")]
+    Contract { plugin: String, message: String },
+}
+
+/// Limits applied to every instance of a pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub call_timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+struct Instance {
+    store: Store<HostState>,
+    bindings: Plugin,
+}
+
+/// Instances of one plugin for one route step.
+pub struct InstancePool {
+    runtime: PluginRuntime,
+    plugin: LoadedPlugin,
+    config_json: String,
+    route: Arc<str>,
+    plugin_name: Arc<str>,
+    limits: Limits,
+    kv: KvState,
+    idle: Mutex<Vec<Instance>>,
+}
+
+/// Idle instances kept per pool; more are created under parallel load and
+/// dropped when returned to a full pool.
+const MAX_IDLE: usize = 16;
+
+impl InstancePool {
+    /// A pool for `plugin` with `config_json` handed to `init`. Creates one
+    /// instance at once, so a configuration the plugin refuses is reported
+    /// before the route starts.
+    pub fn new(
+        runtime: PluginRuntime,
+        plugin: LoadedPlugin,
+        config_json: String,
+        route: &str,
+        limits: Limits,
+    ) -> Result<InstancePool, CallError> {
+        let pool = InstancePool {
+            runtime,
+            plugin_name: plugin.name.as_str().into(),
+            plugin,
+            config_json,
+            route: route.into(),
+            limits,
+            kv: KvState::default(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = pool.instantiate()?;
+        pool.put(first);
+        Ok(pool)
+    }
+
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    fn instantiate(&self) -> Result<Instance, CallError> {
+        let state = HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                // A failed `memory.grow` becomes a trap with a clear
+                // message instead of an allocation failure inside the guest.
+                .trap_on_grow_failure(true)
+                .build(),
+            route: self.route.clone(),
+            plugin: self.plugin_name.clone(),
+            kv: self.kv.clone(),
+        };
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let bindings = self
+            .plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(e))?;
+        store.set_epoch_deadline(self.deadline_ticks());
+        match bindings
+            .switchyard_plugin_transform()
+            .call_init(&mut store, &self.config_json)
+        {
+            Ok(Ok(())) => Ok(Instance { store, bindings }),
+            Ok(Err(message)) => Err(CallError::Init {
+                plugin: self.plugin.name.clone(),
+                message,
+            }),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = self.limits.call_timeout.as_millis() / EPOCH_TICK.as_millis();
+        // One extra tick: the current one may be about to end.
+        (ticks as u64).max(1) + 1
+    }
+
+    fn classify(&self, error: wasmtime::Error) -> CallError {
+        let plugin = self.plugin.name.clone();
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallError::Deadline {
+                plugin,
+                timeout: self.limits.call_timeout,
+            };
+        }
+        CallError::Trap {
+            plugin,
+            message: format!("{error:#}"),
+        }
+    }
+
+    fn take(&self) -> Result<Instance, CallError> {
+        let idle = self.idle.lock().expect("pool lock").pop();
+        match idle {
+            Some(instance) => Ok(instance),
+            None => self.instantiate(),
+        }
+    }
+
+    fn put(&self, instance: Instance) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < MAX_IDLE {
+            idle.push(instance);
+        }
+    }
+
+    /// Run `process` on one instance. Exactly one outcome per event, or an
+    /// error for the whole batch.
+    pub fn process(&self, batch: &[Event]) -> Result<Vec<Outcome>, CallError> {
+        let mut instance = self.take()?;
+        instance.store.set_epoch_deadline(self.deadline_ticks());
+        let result = instance
+            .bindings
+            .switchyard_plugin_transform()
+            .call_process(&mut instance.store, batch);
+        match result {
+            Ok(outcomes) => {
+                self.put(instance);
+                if outcomes.len() != batch.len() {
+                    return Err(CallError::Contract {
+                        plugin: self.plugin.name.clone(),
+                        message: format!(
+                            "returned {} outcomes for a batch of {} records",
+                            outcomes.len(),
+                            batch.len()
+                        ),
+                    });
+                }
+                Ok(outcomes)
+            }
+            // The instance is dropped here: after a trap its store is
+            // poisoned.
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+}
+
+impl imports::types::Host for HostState {}
+
+impl imports::log::Host for HostState {
+    fn log(&mut self, level: imports::log::Level, message: String) {
+        use imports::log::Level;
+        let (route, plugin) = (&*self.route, &*self.plugin);
+        match level {
+            Level::Trace => tracing::trace!(route, plugin, "{message}"),
+            Level::Debug => tracing::debug!(route, plugin, "{message}"),
+            Level::Info => tracing::info!(route, plugin, "{message}"),
+            Level::Warn => tracing::warn!(route, plugin, "{message}"),
+            Level::Error => tracing::error!(route, plugin, "{message}"),
+        }
+    }
+}
+
+impl imports::clock::Host for HostState {
+    fn now_ms(&mut self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+impl imports::state::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.kv.lock().expect("state lock").get(&key).cloned()
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) {
+        self.kv.lock().expect("state lock").insert(key, value);
+    }
+
+    fn delete(&mut self, key: String) {
+        self.kv.lock().expect("state lock").remove(&key);
+    }
+}

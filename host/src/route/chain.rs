@@ -1,0 +1,279 @@
+//! Running a batch of source records through a route's plugin chain.
+//!
+//! Plugin `i`'s untargeted outputs become plugin `i + 1`'s input (keeping the
+//! source record's topic, partition, offset and timestamp); outputs with a
+//! named `target` leave the chain at once for that named output. What the
+//! last plugin emits untargeted goes to the route's sink. If any plugin
+//! rejects or fails on anything derived from a source record, that source
+//! record as a whole fails and none of its outputs are written.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::plugin::bindings::{Error as PluginError, Event, Header, Outcome, Output};
+use crate::plugin::{CallError, InstancePool};
+
+/// A record ready to be produced.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub topic: Arc<str>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+}
+
+/// Why a source record failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// `name@hash` of the plugin that failed, or `switchyard` for the host.
+    pub plugin: String,
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The plugin rejected the record as invalid.
+    Rejected,
+    /// The plugin reported a transient failure.
+    Retryable,
+    /// The plugin reported a permanent failure.
+    Fatal,
+    /// The instance trapped or missed its deadline.
+    Trap,
+    /// The plugin broke the contract (unknown output, wrong outcome count).
+    Contract,
+    /// The record could not be handed to the producer.
+    Sink,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Rejected => "rejected",
+            FailureKind::Retryable => "retryable",
+            FailureKind::Fatal => "fatal",
+            FailureKind::Trap => "trap",
+            FailureKind::Contract => "contract",
+            FailureKind::Sink => "sink",
+        }
+    }
+}
+
+/// What became of one source record.
+pub type RecordResult = Result<Vec<Routed>, Failure>;
+
+/// A route's chain: its instance pools and where outputs go.
+pub struct Chain {
+    steps: Vec<Step>,
+    sink: Arc<str>,
+    outputs: BTreeMap<String, Arc<str>>,
+    /// Header stamped on every output: which plugin versions made it.
+    chain_header: Header,
+}
+
+struct Step {
+    pool: InstancePool,
+    tag: String,
+}
+
+/// Header naming the plugin chain (name and content hash of each plugin)
+/// that produced an output record.
+pub const CHAIN_HEADER: &str = "switchyard-chain";
+
+impl Chain {
+    pub fn new(pools: Vec<InstancePool>, sink: &str, outputs: &BTreeMap<String, String>) -> Chain {
+        let steps: Vec<Step> = pools
+            .into_iter()
+            .map(|pool| Step {
+                tag: pool.plugin().version_tag(),
+                pool,
+            })
+            .collect();
+        let chain_tag = steps
+            .iter()
+            .map(|s| s.tag.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        Chain {
+            steps,
+            sink: sink.into(),
+            outputs: outputs
+                .iter()
+                .map(|(name, topic)| (name.clone(), topic.as_str().into()))
+                .collect(),
+            chain_header: Header {
+                key: CHAIN_HEADER.to_owned(),
+                value: chain_tag.into_bytes(),
+            },
+        }
+    }
+
+    /// The `switchyard-chain` header value, e.g. `a@0123456789ab,b@...`.
+    pub fn versions(&self) -> &str {
+        std::str::from_utf8(&self.chain_header.value).unwrap_or_default()
+    }
+
+    /// Run `events` (from one partition, in offset order) through the chain.
+    /// Returns one result per event, in order.
+    pub fn run(&self, events: &[Event]) -> Vec<RecordResult> {
+        let mut done: Vec<Vec<Routed>> = vec![Vec::new(); events.len()];
+        let mut failed: Vec<Option<Failure>> = vec![None; events.len()];
+
+        // Records flowing into the current step, each with the index of the
+        // source record it derives from.
+        let mut origin: Vec<usize> = (0..events.len()).collect();
+        let mut owned: Option<Vec<Event>> = None;
+
+        for (i, step) in self.steps.iter().enumerate() {
+            let input: &[Event] = owned.as_deref().unwrap_or(events);
+            if input.is_empty() {
+                break;
+            }
+            let last = i + 1 == self.steps.len();
+            let outcomes = step.process_isolating(input);
+            let mut next_events = Vec::new();
+            let mut next_origin = Vec::new();
+            for ((outcome, event), &src) in outcomes.into_iter().zip(input).zip(&origin) {
+                if failed[src].is_some() {
+                    continue;
+                }
+                let fail = |kind, message| {
+                    Some(Failure {
+                        plugin: step.tag.clone(),
+                        kind,
+                        message,
+                    })
+                };
+                match outcome {
+                    Err(e) => failed[src] = fail(call_error_kind(&e), e.to_string()),
+                    Ok(Outcome::Drop) => {}
+                    Ok(Outcome::Reject(reasons)) => {
+                        failed[src] = fail(FailureKind::Rejected, reasons.join("; "))
+                    }
+                    Ok(Outcome::Fail(PluginError::Retryable(m))) => {
+                        failed[src] = fail(FailureKind::Retryable, m)
+                    }
+                    Ok(Outcome::Fail(PluginError::Fatal(m))) => {
+                        failed[src] = fail(FailureKind::Fatal, m)
+                    }
+                    Ok(Outcome::Emit(outputs)) => {
+                        for output in outputs {
+                            match output.target.as_deref() {
+                                Some(name) => match self.outputs.get(name) {
+                                    Some(topic) => done[src].push(self.routed(topic, output)),
+                                    None => {
+                                        failed[src] = fail(
+                                            FailureKind::Contract,
+                                            format!(
+                                                "emitted to unknown output `{name}` (the route \
+                                                 declares: {})",
+                                                self.output_names()
+                                            ),
+                                        );
+                                        break;
+                                    }
+                                },
+                                None if last => done[src].push(self.routed(&self.sink, output)),
+                                None => {
+                                    next_events.push(derived(event, output));
+                                    next_origin.push(src);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            owned = Some(next_events);
+            origin = next_origin;
+        }
+
+        // An empty chain copies every record to the sink.
+        if self.steps.is_empty() {
+            for (event, out) in events.iter().zip(done.iter_mut()) {
+                out.push(Routed {
+                    topic: self.sink.clone(),
+                    key: event.key.clone(),
+                    value: event.value.clone(),
+                    headers: event.headers.clone(),
+                });
+            }
+        }
+
+        done.into_iter()
+            .zip(failed)
+            .map(|(outputs, failure)| match failure {
+                Some(f) => Err(f),
+                None => Ok(outputs),
+            })
+            .collect()
+    }
+
+    fn routed(&self, topic: &Arc<str>, output: Output) -> Routed {
+        let mut headers = output.headers;
+        headers.push(self.chain_header.clone());
+        Routed {
+            topic: topic.clone(),
+            key: output.key,
+            value: output.value,
+            headers,
+        }
+    }
+
+    fn output_names(&self) -> String {
+        if self.outputs.is_empty() {
+            return "none".into();
+        }
+        self.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Step {
+    /// Process a batch; if the call fails as a whole (a trap, a deadline),
+    /// process each record alone so only the record that causes it fails.
+    fn process_isolating(&self, input: &[Event]) -> Vec<Result<Outcome, CallError>> {
+        match self.pool.process(input) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if input.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(
+                    plugin = %self.tag,
+                    batch = input.len(),
+                    error = %e,
+                    "batch call failed; retrying its records one by one to isolate the cause"
+                );
+                input
+                    .iter()
+                    .map(|event| {
+                        self.pool
+                            .process(std::slice::from_ref(event))
+                            .map(|mut o| o.pop().expect("one outcome per record"))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn call_error_kind(e: &CallError) -> FailureKind {
+    match e {
+        CallError::Init { .. } | CallError::Deadline { .. } | CallError::Trap { .. } => {
+            FailureKind::Trap
+        }
+        CallError::Contract { .. } => FailureKind::Contract,
+    }
+}
+
+/// An output of one plugin as the input of the next: the output's content
+/// with the source record's coordinates.
+fn derived(source: &Event, output: Output) -> Event {
+    Event {
+        key: output.key,
+        value: output.value,
+        headers: output.headers,
+        topic: source.topic.clone(),
+        partition: source.partition,
+        offset: source.offset,
+        timestamp_ms: source.timestamp_ms,
+    }
+}

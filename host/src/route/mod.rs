@@ -1,0 +1,238 @@
+//! Running a route: consume its source topics, run each partition's records
+//! through the plugin chain, produce the outputs, and store offsets only
+//! once they are safe.
+//!
+//! ```text
+//!  consumer ──► partition worker (one per partition, in parallel)
+//!                 batch ─► chain (blocking pool) ─► producer.send ─┐
+//!                                                                  ▼
+//!               acker (one per partition): awaits deliveries in offset
+//!               order, then stores offset + 1 ─► auto-commit / final commit
+//! ```
+//!
+//! At-least-once: an offset is stored only when every output of its record
+//! and of every earlier record of its partition has been acknowledged by
+//! the broker. The acker awaits deliveries strictly in offset order, so the
+//! stored offset can never pass a record whose outputs are still in flight.
+
+pub mod chain;
+pub mod partition;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Route;
+use crate::kafka::{KafkaSettings, LoggingContext};
+use crate::plugin::bindings::{Event, Header};
+use chain::Chain;
+use status::{RouteEntry, RouteState};
+
+pub type Producer = FutureProducer<LoggingContext>;
+type RouteConsumer = StreamConsumer<LoggingContext>;
+/// A source partition: topic and partition number.
+type PartitionKey = (Arc<str>, i32);
+
+/// Records buffered per partition between the consumer and its worker.
+const PARTITION_QUEUE: usize = 1024;
+/// How long shutdown waits for in-flight records before giving up (they
+/// are then redelivered after restart, never lost).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a running route needs.
+pub struct RouteRuntime {
+    pub route: Route,
+    pub chain: Chain,
+    pub entry: Arc<RouteEntry>,
+}
+
+/// Run `rt` until `shutdown` is cancelled or the route halts.
+pub async fn run(
+    rt: Arc<RouteRuntime>,
+    kafka: KafkaSettings,
+    producer: Producer,
+    shutdown: CancellationToken,
+) {
+    let name = rt.route.name.clone();
+    // Cancelled on shutdown, or by a worker when the route halts.
+    let stop = shutdown.child_token();
+    let consumer = match create_consumer(&rt.route, &kafka) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!(route = %name, error = %e, "cannot create the Kafka consumer");
+            rt.entry.set(RouteState::Halted {
+                reason: format!("cannot create the Kafka consumer: {e}"),
+            });
+            return;
+        }
+    };
+
+    if !wait_for_brokers(&rt, &consumer, &kafka, &stop).await {
+        rt.entry.set(RouteState::Stopped);
+        return;
+    }
+    let topics: Vec<&str> = rt.route.topics.iter().map(String::as_str).collect();
+    if let Err(e) = consumer.subscribe(&topics) {
+        tracing::error!(route = %name, error = %e, "cannot subscribe");
+        rt.entry.set(RouteState::Halted {
+            reason: format!("cannot subscribe to {topics:?}: {e}"),
+        });
+        return;
+    }
+    rt.entry.set(RouteState::Running);
+    tracing::info!(route = %name, topics = ?topics, group = %rt.route.group, chain = %rt.chain.versions(), "route running");
+
+    let mut workers: HashMap<PartitionKey, (mpsc::Sender<Event>, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let message = tokio::select! {
+            _ = stop.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(route = %name, error = %e, "consume error");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let event = to_event(&message);
+        let key = (Arc::<str>::from(message.topic()), message.partition());
+        drop(message);
+        let tx = &workers
+            .entry(key)
+            .or_insert_with_key(|(topic, partition)| {
+                let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
+                let worker = partition::Worker {
+                    rt: rt.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    producer: producer.clone(),
+                    consumer: consumer.clone(),
+                    stop: stop.clone(),
+                };
+                (tx, tokio::spawn(worker.run(rx)))
+            })
+            .0;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            sent = tx.send(event) => if sent.is_err() {
+                // The worker ended: the route is halting.
+                break;
+            },
+        }
+    }
+
+    // Drain: close every queue, let workers finish what they hold and
+    // ackers store their offsets, then commit once, synchronously.
+    tracing::info!(route = %name, partitions = workers.len(), "draining in-flight records");
+    let handles: Vec<JoinHandle<()>> = workers.into_values().map(|(_, h)| h).collect();
+    if tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(handles))
+        .await
+        .is_err()
+    {
+        tracing::warn!(route = %name, "drain timed out; unfinished records will be redelivered");
+    }
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::info!(route = %name, "offsets committed"),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(route = %name, error = %e, "final commit failed"),
+    }
+    if !matches!(rt.entry.state(), RouteState::Halted { .. }) {
+        rt.entry.set(RouteState::Stopped);
+    }
+    tracing::info!(route = %name, "route stopped");
+}
+
+fn create_consumer(route: &Route, kafka: &KafkaSettings) -> Result<RouteConsumer, KafkaError> {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", &route.group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        // Offsets are stored by the ackers, only once outputs are safe.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", route.start_from.as_librdkafka())
+        .set("enable.partition.eof", "false");
+    for (key, value) in &kafka.consumer_options {
+        config.set(key, value);
+    }
+    config.create_with_context(LoggingContext {
+        role: format!("route:{}", route.name),
+    })
+}
+
+/// Fetch cluster metadata until it succeeds, backing off; false if stopped
+/// first. An unreachable cluster is reported, never fatal.
+async fn wait_for_brokers(
+    rt: &RouteRuntime,
+    consumer: &Arc<RouteConsumer>,
+    kafka: &KafkaSettings,
+    stop: &CancellationToken,
+) -> bool {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let probe = consumer.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            probe
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|_| ())
+        })
+        .await
+        .expect("metadata probe panicked");
+        match result {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::error!(
+                    route = %rt.route.name,
+                    brokers = %kafka.brokers,
+                    error = %e,
+                    retry_in = ?delay,
+                    "cannot reach the Kafka brokers; retrying"
+                );
+                rt.entry.set(RouteState::Connecting {
+                    error: format!("cannot reach Kafka at {}: {e}", kafka.brokers),
+                });
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The plugin-facing copy of a consumed record.
+fn to_event<M: Message>(message: &M) -> Event {
+    let headers = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| Header {
+                    key: h.key.to_owned(),
+                    value: h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Event {
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Build the plugins in plugins/ into components in target/plugins/, with
+# the switchyard binary given as $1 (its `plugin build` command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:?usage: build-plugins.sh PATH-TO-SWITCHYARD}"
+out="${PLUGINS_OUT:-target/plugins}"
+for dir in plugins/*/ plugins/test-fixtures/*/; do
+    [ -f "$dir/Cargo.toml" ] || continue
+    grep -q '^\[package\]' "$dir/Cargo.toml" || continue
+    "$bin" plugin build "$dir" --out "$out"
+done

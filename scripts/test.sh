@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The full test suite: formatting, lints, unit tests and the end-to-end
+# tests against a real Apache Kafka broker. The broker is started here
+# (and stopped afterwards) unless KAFKA_BOOTSTRAP_SERVERS names one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --with-kafka
+
+step() { echo "==> $*" >&2; }
+
+step "format"
+cargo fmt --all --check
+(cd plugins && cargo fmt --all --check)
+
+step "build"
+cargo build --workspace --all-targets
+scripts/build-plugins.sh target/debug/switchyard
+
+step "lint"
+cargo clippy --workspace --all-targets -- -D warnings
+(cd plugins && cargo clippy --all-targets -- -D warnings)
+
+step "plugin unit tests (native)"
+(cd plugins && cargo test)
+
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    step "starting Apache Kafka"
+    KAFKA_BOOTSTRAP_SERVERS="$(scripts/kafka.sh start)"
+    export KAFKA_BOOTSTRAP_SERVERS
+    trap 'scripts/kafka.sh stop' EXIT
+fi
+step "tests (Kafka at $KAFKA_BOOTSTRAP_SERVERS)"
+cargo test --workspace -- --nocapture 2>&1 | tee target/test-output.log

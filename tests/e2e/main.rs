@@ -1,0 +1,6 @@
+//! End-to-end tests: the switchyard binary against a real Kafka broker.
+//! One test binary, so everything builds once.
+
+mod bad_input;
+mod delivery;
+mod plugin_loading;

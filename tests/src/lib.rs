@@ -1,0 +1,407 @@
+//! Helpers for the end-to-end tests: a real Kafka broker (from
+//! `KAFKA_BOOTSTRAP_SERVERS`), unique topics, producing and reading back
+//! records, and switchyard processes started, probed and killed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The broker under test. The test command starts an Apache Kafka broker
+/// and sets this; running the tests without one is an error, not a skip.
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").expect(
+        "KAFKA_BOOTSTRAP_SERVERS is not set: run the tests with `make test`, which starts \
+         Apache Kafka, or point it at a broker",
+    )
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// The switchyard binary: `SWITCHYARD_BIN`, else the workspace's debug build.
+pub fn switchyard_bin() -> PathBuf {
+    let path = std::env::var_os("SWITCHYARD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/switchyard"));
+    assert!(
+        path.is_file(),
+        "{} not found: build it with `cargo build -p switchyard` (the test command does)",
+        path.display()
+    );
+    path
+}
+
+/// Built plugin components: `SWITCHYARD_TEST_PLUGINS`, else
+/// `target/plugins` (where the test command builds them).
+pub fn plugins_dir() -> PathBuf {
+    let dir = std::env::var_os("SWITCHYARD_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/plugins"));
+    assert!(
+        dir.join("json-set.wasm").is_file(),
+        "no built plugins in {}: build them with `switchyard plugin build` (the test command does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Create topics with `partitions` partitions each.
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Produce `(key, value)` pairs in order and wait for every delivery.
+/// Records are enqueued at once (`send_result`) and awaited together;
+/// awaiting each `send` in turn would wait out `linger.ms` per record.
+pub async fn produce(producer: &FutureProducer, topic: &str, records: &[(String, String)]) {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for (k, v) in records {
+        let mut record = FutureRecord::to(topic).key(k).payload(v);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => panic!("producing to {topic}: {e}"),
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery.await.expect("producer alive").expect("delivered");
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Record {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.value.as_deref().expect("a value")).expect("JSON value")
+    }
+}
+
+/// Read a whole topic from offset 0 until `expected` records have been
+/// read (or more), or until `timeout` passes. Partitions are assigned
+/// directly, with no consumer group, so nothing is committed.
+pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Sum of the high watermarks of a topic's partitions: how many records
+/// it holds.
+pub fn topic_size(topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
+
+/// A free loopback port for a switchyard HTTP listener.
+pub fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().unwrap().to_string()
+}
+
+/// A switchyard process with its own routes file and log.
+pub struct Switchyard {
+    child: Option<Child>,
+    pub http: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Switchyard {
+    /// Write `routes` (a routes file whose `plugins_dir` is filled in) and
+    /// start `switchyard run` against the test broker.
+    pub fn start(routes: &str) -> Switchyard {
+        Self::start_with(routes, &["--brokers", &bootstrap()])
+    }
+
+    /// Start with explicit extra arguments instead of the test broker.
+    pub fn start_with(routes: &str, args: &[&str]) -> Switchyard {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("routes.toml");
+        let routes = format!(
+            "plugins_dir = {:?}\n{routes}",
+            plugins_dir().display().to_string()
+        );
+        std::fs::File::create(&config)
+            .and_then(|mut f| f.write_all(routes.as_bytes()))
+            .expect("write routes");
+        let http = free_addr();
+        let log = dir.path().join("switchyard.log");
+        let child = Command::new(switchyard_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--http")
+            .arg(&http)
+            .args(args)
+            .env(
+                "SWITCHYARD_CACHE_DIR",
+                workspace().join("target/test-cache"),
+            )
+            .env("SWITCHYARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn switchyard");
+        Switchyard {
+            child: Some(child),
+            http,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// GET /healthz: status code and body.
+    pub fn health(&self) -> Option<(u16, serde_json::Value)> {
+        let url = format!("http://{}/healthz", self.http);
+        get_json(&url)
+    }
+
+    /// Wait until /healthz answers 200, or panic with the log.
+    pub fn wait_healthy(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "switchyard exited ({status}) before becoming healthy:\n{}",
+                    self.log_text()
+                );
+            }
+            if let Some((200, _)) = self.health() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "switchyard not healthy after {timeout:?}:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL: no chance to drain or commit.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "switchyard did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Switchyard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill command");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// Run `switchyard` with `args` to completion: exit code and stderr.
+pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("stderr");
+    let mut child = Command::new(switchyard_bin())
+        .args(args)
+        .env(
+            "SWITCHYARD_CACHE_DIR",
+            workspace().join("target/test-cache"),
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn switchyard");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "switchyard {args:?} still running after {timeout:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+}
+
+/// GET `url` and parse JSON, on a thread of its own so that it works from
+/// async tests too (blocking clients must not run on a runtime's thread).
+pub fn get_json(url: &str) -> Option<(u16, serde_json::Value)> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .ok()?;
+        let response = client.get(&url).send().ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().ok()?))
+    })
+    .join()
+    .ok()
+    .flatten()
+}
