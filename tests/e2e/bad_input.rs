@@ -229,5 +229,63 @@ dead_letter = {{ topic = "{dlq}" }}
     );
     let (_, health) = sy.health().unwrap();
     assert_eq!(health["routes"][0]["dead_lettered"], 1, "{health}");
+    assert_eq!(health["routes"][0]["records_out"], 10, "{health}");
     assert_eq!(sy.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+/// With no dead-letter topic the route halts before a failing record:
+/// `/healthz` says why, and the committed offset stays on that record so
+/// nothing is skipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn halt_policy_stops_before_the_failing_record_and_keeps_its_offset() {
+    let (source, sink, group) = (unique("halt-in"), unique("halt-out"), unique("halt-group"));
+    create_topics(&[&source, &sink], 1).await;
+    let records: Vec<(String, String)> = ["a", "b", "fatal", "c"]
+        .iter()
+        .map(|v| ("k".to_owned(), v.to_string()))
+        .collect();
+    produce(&producer(), &source, &records).await;
+    let routes = format!(
+        r#"
+[[routes]]
+name = "halting"
+source = {{ topics = ["{source}"], group = "{group}" }}
+chain = [{{ plugin = "chaos" }}]
+sink = {{ topic = "{sink}" }}
+"#
+    );
+    let mut sy = Switchyard::start(&routes);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never halted:\n{}",
+            sy.log_text()
+        );
+        if let Some((503, body)) = sy.health() {
+            if body["routes"][0]["state"] == "halted" {
+                break body;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let reason = body["routes"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("offset 2") && reason.contains("chaos: never works"),
+        "{reason}"
+    );
+    assert!(
+        sy.is_running(),
+        "a halted route does not take the process down"
+    );
+    assert_eq!(sy.terminate(Duration::from_secs(30)).code(), Some(0));
+
+    let out = read_topic(&sink, 3, Duration::from_secs(5));
+    let values: Vec<_> = out.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(
+        values,
+        ["a", "b"],
+        "nothing after the failing record was written"
+    );
+    assert_eq!(committed_offset(&group, &source, 0), Some(2));
 }

@@ -4,3 +4,4 @@
 mod bad_input;
 mod delivery;
 mod plugin_loading;
+mod sandbox;

@@ -214,6 +214,24 @@ pub fn topic_size(topic: &str) -> i64 {
         .sum()
 }
 
+/// The offset `group` has committed for `topic`/`partition`, if any.
+pub fn committed_offset(group: &str, topic: &str, partition: i32) -> Option<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
 /// A free loopback port for a switchyard HTTP listener.
 pub fn free_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

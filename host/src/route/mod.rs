@@ -145,7 +145,9 @@ pub async fn run(
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::info!(route = %name, "offsets committed"),
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+            tracing::info!(route = %name, "offsets committed (nothing new since the last auto-commit)")
+        }
         Err(e) => tracing::warn!(route = %name, error = %e, "final commit failed"),
     }
     if !matches!(rt.entry.state(), RouteState::Halted { .. }) {

@@ -38,6 +38,8 @@ pub mod dlq_headers {
 struct Pending {
     offset: i64,
     deliveries: Vec<DeliveryFuture>,
+    /// The deliveries are the record's dead-letter copy, not outputs.
+    dead_lettered: bool,
 }
 
 pub(super) struct Worker {
@@ -74,13 +76,14 @@ impl Worker {
             RouteCounters::add(&self.rt.entry.counters.records_in, batch.len() as u64);
             let (batch, results) = self.run_chain(batch).await;
             for (event, result) in batch.iter().zip(results) {
-                let Some(deliveries) = self.deliver(event, result).await else {
+                let Some((deliveries, dead_lettered)) = self.deliver(event, result).await else {
                     break 'batches;
                 };
                 if ack_tx
                     .send(Pending {
                         offset: event.offset,
                         deliveries,
+                        dead_lettered,
                     })
                     .await
                     .is_err()
@@ -103,8 +106,13 @@ impl Worker {
         .expect("plugin chain panicked")
     }
 
-    /// Produce what became of one record; `None` when the route halts.
-    async fn deliver(&self, event: &Event, result: RecordResult) -> Option<Vec<DeliveryFuture>> {
+    /// Produce what became of one record: its outputs, or its dead-letter
+    /// copy (then `true`); `None` when the route halts.
+    async fn deliver(
+        &self,
+        event: &Event,
+        result: RecordResult,
+    ) -> Option<(Vec<DeliveryFuture>, bool)> {
         let mut result = result;
         let mut attempts = 1;
         loop {
@@ -115,7 +123,7 @@ impl Worker {
                         if outputs.is_empty() {
                             RouteCounters::add(&counters.dropped, 1);
                         }
-                        return Some(deliveries);
+                        return Some((deliveries, false));
                     }
                     Err(failure) => failure,
                 },
@@ -144,7 +152,7 @@ impl Worker {
         event: &Event,
         failure: Failure,
         attempts: u32,
-    ) -> Option<Vec<DeliveryFuture>> {
+    ) -> Option<(Vec<DeliveryFuture>, bool)> {
         let route = &self.rt.route;
         let dead_letter = match (route.on_error, &route.dead_letter) {
             (ErrorAction::DeadLetter, Some(dlq)) => Some(dlq),
@@ -160,7 +168,7 @@ impl Worker {
             match self.produce_all(std::slice::from_ref(&record)).await {
                 Ok(deliveries) => {
                     RouteCounters::add(&self.rt.entry.counters.dead_lettered, 1);
-                    return Some(deliveries);
+                    return Some((deliveries, true));
                 }
                 Err(sink_failure) => {
                     return self.halt(event, &sink_failure);
@@ -170,7 +178,7 @@ impl Worker {
         self.halt(event, &failure)
     }
 
-    fn halt(&self, event: &Event, failure: &Failure) -> Option<Vec<DeliveryFuture>> {
+    fn halt(&self, event: &Event, failure: &Failure) -> Option<(Vec<DeliveryFuture>, bool)> {
         let reason = format!(
             "{}/{} offset {}: {} ({}) in {}",
             self.topic,
@@ -299,7 +307,9 @@ async fn acker(
                 return;
             }
         }
-        RouteCounters::add(&rt.entry.counters.records_out, outputs);
+        if !p.dead_lettered {
+            RouteCounters::add(&rt.entry.counters.records_out, outputs);
+        }
         done = Some(p.offset);
         // Store once per burst rather than per record.
         if pending.is_empty() {

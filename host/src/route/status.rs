@@ -25,10 +25,15 @@ pub enum RouteState {
 /// Counters of one route, updated on the hot path without locks.
 #[derive(Debug, Default)]
 pub struct RouteCounters {
+    /// Source records taken from the consumer.
     pub records_in: AtomicU64,
+    /// Output records acknowledged by the broker (sink and named outputs).
     pub records_out: AtomicU64,
+    /// Source records that produced no output.
     pub dropped: AtomicU64,
+    /// Source records written to the dead-letter topic.
     pub dead_lettered: AtomicU64,
+    /// Retries of retryable failures.
     pub retries: AtomicU64,
 }
 

@@ -1,0 +1,63 @@
+//! `chaos`: a test fixture that misbehaves on request, so the host's
+//! sandbox and failure handling can be tested. Not for production routes.
+//!
+//! The record value says what to do:
+//! - `panic`: panic (a trap, since plugins abort on panic);
+//! - `loop`: spin forever (only a deadline stops it);
+//! - `grow`: allocate memory until something gives;
+//! - `retry` / `fatal`: fail with that error kind;
+//! - `reject`: reject with two reasons;
+//! - `drop`: drop the record;
+//! - `to:NAME`: emit the record to the named output `NAME`;
+//! - anything else: emit the record unchanged.
+//!
+//! Config: none (`{}`).
+
+wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+
+use exports::switchyard::plugin::transform::Guest;
+use switchyard::plugin::types::{Error, Event, Outcome, Output};
+
+struct Chaos;
+
+impl Guest for Chaos {
+    fn init(_config: String) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn process(batch: Vec<Event>) -> Vec<Outcome> {
+        batch.into_iter().map(process_one).collect()
+    }
+}
+
+export!(Chaos);
+
+fn process_one(event: Event) -> Outcome {
+    let command = String::from_utf8_lossy(event.value.as_deref().unwrap_or_default()).into_owned();
+    match command.as_str() {
+        "panic" => panic!("chaos: asked to panic"),
+        "loop" => loop {
+            std::hint::spin_loop();
+        },
+        "grow" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "retry" => Outcome::Fail(Error::Retryable("chaos: try again".into())),
+        "fatal" => Outcome::Fail(Error::Fatal("chaos: never works".into())),
+        "reject" => Outcome::Reject(vec!["first reason".into(), "second reason".into()]),
+        "drop" => Outcome::Drop,
+        _ => {
+            let target = command.strip_prefix("to:").map(str::to_owned);
+            Outcome::Emit(vec![Output {
+                target,
+                key: event.key,
+                value: event.value,
+                headers: event.headers,
+            }])
+        }
+    }
+}
