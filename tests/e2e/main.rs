@@ -4,4 +4,6 @@
 mod bad_input;
 mod delivery;
 mod plugin_loading;
+mod plugin_redact;
+mod plugin_validate;
 mod sandbox;
