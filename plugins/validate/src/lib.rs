@@ -67,13 +67,15 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
 
-mod rfc3339;
-
 use std::cell::RefCell;
+use std::num::NonZeroU8;
 
 use exports::switchyard::plugin::transform::Guest;
 use serde_json::Value;
 use switchyard::plugin::types::{Error, Event, Header, Outcome, Output};
+use time::format_description::well_known::iso8601::{Config as Iso8601Config, TimePrecision};
+use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::OffsetDateTime;
 
 thread_local! {
     static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
@@ -348,7 +350,8 @@ fn parse_rule(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<R
             }
         }
         Some(DefaultValue::Now) => {
-            let broken = rule.check(&Value::String(rfc3339::format_ms(0)));
+            let epoch = utc_ms(0).expect("the epoch is in range");
+            let broken = rule.check(&Value::String(epoch));
             if !broken.is_empty() {
                 problems.push(format!(
                     "fields.{name}.default: \"now\" (the current time as an RFC 3339 string) \
@@ -436,7 +439,7 @@ impl Rule {
             }
         }
         if let Value::String(s) = value {
-            if self.format == Some(Format::Rfc3339) && !rfc3339::is_valid(s) {
+            if self.format == Some(Format::Rfc3339) && !is_rfc3339(s) {
                 problems.push(format!(
                     "must be an RFC 3339 timestamp (got {})",
                     shown(value)
@@ -539,10 +542,19 @@ fn validate(
         for (name, default) in fill {
             let value = match default {
                 DefaultValue::Literal(value) => value.clone(),
-                DefaultValue::Now => Value::String(
-                    now.get_or_insert_with(|| rfc3339::format_ms(now_ms()))
-                        .clone(),
-                ),
+                DefaultValue::Now => Value::String(match &now {
+                    Some(stamp) => String::clone(stamp),
+                    None => {
+                        let ms = now_ms();
+                        let stamp = utc_ms(ms).ok_or_else(|| {
+                            vec![format!(
+                                "{name}: the host clock ({ms} ms since the epoch) is outside \
+                                 the years 0000-9999 that RFC 3339 can write"
+                            )]
+                        })?;
+                        now.insert(stamp).clone()
+                    }
+                }),
             };
             // A field that was `null` keeps its place; a missing one goes
             // at the end.
@@ -692,6 +704,41 @@ fn kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// Whether `s` is an RFC 3339 date-time (`date-time` in section 5.6 of the
+/// RFC), e.g. `2025-11-06T18:00:00Z` or `2025-11-06T19:00:00.5+01:00`:
+/// a real calendar date, `T` and `Z` in either case, a leap second only
+/// where one can be (`23:59:60` UTC on a month's last day).
+///
+/// `time` takes any character between the date and the time (the RFC lets
+/// applications pick another, such as a space); this plugin keeps to the
+/// RFC's grammar, which has `T` there.
+fn is_rfc3339(s: &str) -> bool {
+    matches!(s.as_bytes().get(10), Some(b'T' | b't')) && OffsetDateTime::parse(s, &Rfc3339).is_ok()
+}
+
+/// `2025-11-06T18:00:00.123Z`: ISO 8601's extended format with a 4-digit
+/// year and milliseconds, which for UTC is also RFC 3339.
+const UTC_MS: Iso8601<
+    {
+        Iso8601Config::DEFAULT
+            .set_time_precision(TimePrecision::Second {
+                decimal_digits: NonZeroU8::new(3),
+            })
+            .encode()
+    },
+> = Iso8601;
+
+/// `ms` (milliseconds since the Unix epoch) as an RFC 3339 UTC timestamp
+/// with milliseconds, e.g. `2025-11-06T18:00:00.123Z`, or `None` outside
+/// the years 0000-9999 that RFC 3339 can write.
+fn utc_ms(ms: i64) -> Option<String> {
+    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    if time.year() < 0 {
+        return None;
+    }
+    time.format(&UTC_MS).ok()
 }
 
 #[cfg(test)]
@@ -871,6 +918,106 @@ mod tests {
         assert_eq!(
             run(config, &format!(r#"{{"a":"{long}"}}"#)).unwrap_err(),
             [format!("a: must be one of x (got \"{}…\")", "y".repeat(40))]
+        );
+    }
+
+    #[test]
+    fn rfc3339_date_times_are_accepted() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2025-11-06T18:00:00Z",
+            "2025-11-06t18:00:00z",
+            "2025-11-06T19:00:00+01:00",
+            "2025-11-06T17:30:00-00:30",
+            "2025-11-06T18:00:00.5Z",
+            "2025-11-06T18:00:00.123456789Z",
+            "2025-11-06T18:00:00.1234567891234Z",
+            "2024-02-29T23:59:59Z",
+            "2000-02-29T00:00:00Z",
+            "1969-12-31T23:59:59.999Z",
+            "2016-12-31T23:59:60Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+        ] {
+            assert!(is_rfc3339(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_not_rfc3339() {
+        for s in [
+            "",
+            "yesterday",
+            "2025-11-06",
+            "2025-11-06T18:00:00",
+            "2025-11-06 18:00:00Z",
+            "2025-11-06_18:00:00Z",
+            "2025-11-06T18:00Z",
+            "2025-11-06T18:00:00.Z",
+            "2025-11-06T18:00:00ZZ",
+            "2025-11-06T18:00:00+0100",
+            "2025-11-06T18:00:00+01",
+            "2025-11-06T18:00:00+24:00",
+            "2025-11-06T18:00:00+01:60",
+            "2025-13-06T18:00:00Z",
+            "2025-00-06T18:00:00Z",
+            "2025-02-29T18:00:00Z",
+            "1900-02-29T18:00:00Z",
+            "2025-04-31T18:00:00Z",
+            "2025-11-00T18:00:00Z",
+            "2025-11-06T24:00:00Z",
+            "2025-11-06T18:60:00Z",
+            "2025-11-06T18:00:60Z",
+            "2025-11-06T18:00:61Z",
+            "2025/11/06T18:00:00Z",
+            "+025-11-06T18:00:00Z",
+            "2025-11-06T18:00:00 Z",
+            "２025-11-06T18:00:00Z",
+            "1762452000000",
+        ] {
+            assert!(!is_rfc3339(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn clock_is_written_as_utc_with_milliseconds() {
+        assert_eq!(utc_ms(0).unwrap(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_ms(-1).unwrap(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            utc_ms(1_762_452_000_123).unwrap(),
+            "2025-11-06T18:00:00.123Z"
+        );
+        assert_eq!(
+            utc_ms(1_709_251_199_000).unwrap(),
+            "2024-02-29T23:59:59.000Z"
+        );
+        assert_eq!(
+            utc_ms(-62_167_219_200_000).unwrap(),
+            "0000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(utc_ms(-62_167_219_200_001), None);
+        assert_eq!(utc_ms(i64::MAX), None);
+        for ms in (-5_000_000_000_000i64..=5_000_000_000_000).step_by(7_777_777_777) {
+            let stamp = utc_ms(ms).unwrap();
+            let parsed = OffsetDateTime::parse(&stamp, &Rfc3339).unwrap();
+            assert_eq!(
+                parsed.unix_timestamp_nanos(),
+                i128::from(ms) * 1_000_000,
+                "{stamp}"
+            );
+            assert!(is_rfc3339(&stamp), "{stamp}");
+        }
+    }
+
+    #[test]
+    fn a_clock_rfc3339_cannot_write_rejects_the_record() {
+        let config = Config::parse(SEED).unwrap();
+        assert_eq!(
+            validate(br#"{"userId":"u1","type":"login"}"#, &config, &|| i64::MAX).unwrap_err(),
+            [
+                "timestamp: the host clock (9223372036854775807 ms since the epoch) is outside \
+              the years 0000-9999 that RFC 3339 can write"
+            ]
         );
     }
 }
