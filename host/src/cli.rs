@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the routes (the default).
     Run(RunArgs),
-    /// Build and inspect plugins.
+    /// Create, build and test plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Produce stdin lines (one record value per line) to a topic.
@@ -69,6 +69,71 @@ pub enum PluginCommand {
         #[arg(long, default_value = "target/plugins")]
         out: PathBuf,
     },
+    /// Create a new plugin crate, ready to build (see docs/writing-a-plugin.md).
+    New {
+        /// The plugin's name: a crate name, the component's file stem and
+        /// what a route's `plugin = "..."` says.
+        name: String,
+        /// Where to create the `NAME/` directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a plugin component on records from a JSON Lines file, no broker
+    /// needed, and print each record's outcome.
+    Test(PluginTestArgs),
+}
+
+/// Options of `switchyard plugin test`.
+#[derive(Debug, Args)]
+pub struct PluginTestArgs {
+    /// The plugin component (`.wasm`).
+    pub wasm: PathBuf,
+    /// The plugin's configuration: a `.toml` file holding the table a route
+    /// would give as `config`, or a JSON file [default: `{}`].
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Records, one per line: `{"key": "k", "value": <any JSON>, "headers":
+    /// {"h": "v"}}`, only `value` required; a JSON string value is sent
+    /// unquoted, `null` is a tombstone [default: stdin].
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Each input line is a plain record value, sent as it is.
+    #[arg(long)]
+    pub raw: bool,
+    /// Print one JSON object per record instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Most records per `process` call.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Deadline of one plugin call, as a route's `call_timeout_ms`.
+    #[arg(long, default_value_t = 1000)]
+    pub call_timeout_ms: u64,
+    /// Linear memory cap per instance, as a route's `memory_limit_mib`.
+    #[arg(long, default_value_t = 64)]
+    pub memory_limit_mib: u64,
+    /// Directory for compiled plugin artefacts
+    /// [default: $XDG_CACHE_HOME/switchyard/components].
+    #[arg(long, env = "SWITCHYARD_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl PluginTestArgs {
+    pub fn into_options(self) -> crate::plugin_kit::run::TestOptions {
+        crate::plugin_kit::run::TestOptions {
+            wasm: self.wasm,
+            config: self.config,
+            input: self.input,
+            raw: self.raw,
+            json: self.json,
+            batch_size: self.batch_size,
+            limits: crate::plugin::pool::Limits {
+                call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
+                memory_bytes: (self.memory_limit_mib as usize) << 20,
+            },
+            cache_dir: self.cache_dir.unwrap_or_else(CompileCache::default_dir),
+        }
+    }
 }
 
 /// Where to find the cluster for `produce` and `consume`.

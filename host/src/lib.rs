@@ -5,6 +5,7 @@
 //! - [`route`]: consuming, running chains, producing, committing offsets.
 //! - [`kafka`]: client settings and the in-memory development broker.
 //! - [`http`]: the HTTP API.
+//! - [`plugin_kit`]: `switchyard plugin new` and `plugin test`, for plugin authors.
 //! - [`app`]: wiring it together for `switchyard run`.
 
 pub mod app;
@@ -16,4 +17,5 @@ pub mod kafka;
 pub mod logging;
 pub mod plugin;
 pub mod plugin_build;
+pub mod plugin_kit;
 pub mod route;

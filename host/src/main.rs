@@ -12,6 +12,12 @@ fn main() -> ExitCode {
         Some(Command::Plugin(PluginCommand::Build { dir, out })) => {
             switchyard::plugin_build::build_command(&dir, &out)
         }
+        Some(Command::Plugin(PluginCommand::New { name, dir })) => {
+            switchyard::plugin_kit::new_command(&name, &dir)
+        }
+        Some(Command::Plugin(PluginCommand::Test(args))) => {
+            switchyard::plugin_kit::run::test_command(&args.into_options())
+        }
         Some(Command::Produce(args)) => {
             runtime().and_then(|rt| rt.block_on(switchyard::devtools::produce(args)))
         }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod delivery;
+mod plugin_kit;
 mod plugin_loading;
 mod plugin_redact;
 mod plugin_validate;

@@ -204,6 +204,33 @@ impl InstancePool {
     }
 }
 
+impl InstancePool {
+    /// Like [`InstancePool::process`], one result per record: when the
+    /// batch call fails as a whole (a trap, a deadline), each record is run
+    /// alone so that only the record that causes it fails.
+    pub fn process_isolating(&self, batch: &[Event]) -> Vec<Result<Outcome, CallError>> {
+        match self.process(batch) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if batch.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(
+                    plugin = %self.plugin.version_tag(),
+                    batch = batch.len(),
+                    error = %e,
+                    "batch call failed; retrying its records one by one to isolate the cause"
+                );
+                batch
+                    .iter()
+                    .map(|event| {
+                        self.process(std::slice::from_ref(event))
+                            .map(|mut o| o.pop().expect("one outcome per record"))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 impl imports::types::Host for HostState {}
 
 impl imports::log::Host for HostState {

@@ -131,7 +131,7 @@ impl Chain {
                 break;
             }
             let last = i + 1 == self.steps.len();
-            let outcomes = step.process_isolating(input);
+            let outcomes = step.pool.process_isolating(input);
             let mut next_events = Vec::new();
             let mut next_origin = Vec::new();
             for ((outcome, event), &src) in outcomes.into_iter().zip(input).zip(&origin) {
@@ -225,33 +225,6 @@ impl Chain {
             return "none".into();
         }
         self.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
-    }
-}
-
-impl Step {
-    /// Process a batch; if the call fails as a whole (a trap, a deadline),
-    /// process each record alone so only the record that causes it fails.
-    fn process_isolating(&self, input: &[Event]) -> Vec<Result<Outcome, CallError>> {
-        match self.pool.process(input) {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) if input.len() == 1 => vec![Err(e)],
-            Err(e) => {
-                tracing::warn!(
-                    plugin = %self.tag,
-                    batch = input.len(),
-                    error = %e,
-                    "batch call failed; retrying its records one by one to isolate the cause"
-                );
-                input
-                    .iter()
-                    .map(|event| {
-                        self.pool
-                            .process(std::slice::from_ref(event))
-                            .map(|mut o| o.pop().expect("one outcome per record"))
-                    })
-                    .collect()
-            }
-        }
     }
 }
 
