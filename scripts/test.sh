@@ -23,11 +23,23 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "plugin unit tests (native)"
 (cd plugins && cargo test)
 
+started_kafka=""
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     step "starting Apache Kafka"
     KAFKA_BOOTSTRAP_SERVERS="$(scripts/kafka.sh start)"
     export KAFKA_BOOTSTRAP_SERVERS
+    started_kafka=yes
     trap 'scripts/kafka.sh stop' EXIT
 fi
 step "tests (Kafka at $KAFKA_BOOTSTRAP_SERVERS)"
-cargo test --workspace -- --nocapture 2>&1 | tee target/test-output.log
+status=0
+cargo test --workspace -- --nocapture 2>&1 | tee target/test-output.log || status=$?
+
+if [ -n "$started_kafka" ]; then
+    trap - EXIT
+    scripts/kafka.sh stop
+fi
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' \
+    target/test-output.log
+exit "$status"
