@@ -10,3 +10,5 @@ for dir in plugins/*/ plugins/test-fixtures/*/; do
     grep -q '^\[package\]' "$dir/Cargo.toml" || continue
     "$bin" plugin build "$dir" --out "$out"
 done
+# Python plugins (plugins/python/*/app.py), with componentize-py.
+PLUGINS_OUT="$out" scripts/build-python-plugins.sh

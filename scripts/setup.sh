@@ -6,6 +6,8 @@
 #   - a Rust -> wasm32 toolchain for plugins: rustup's wasm32-unknown-unknown
 #     target when rustup can add it, else Debian's rustc with the standard
 #     library's source (plugins are then built with -Zbuild-std)
+#   - python3 with venv, for building the Python plugins (componentize-py
+#     itself is installed from PyPI by scripts/build-python-plugins.sh)
 #   - Java and Maven, to fetch and run Apache Kafka for the tests
 set -euo pipefail
 
@@ -28,6 +30,14 @@ elif rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
 else
     say "wasm toolchain: rustup cannot add wasm32-unknown-unknown; using Debian's rustc with std sources"
     for pkg in rustc-web cargo-web rust-web-src; do need "$pkg"; done
+fi
+
+# Python plugins: scripts/build-python-plugins.sh makes a virtualenv for
+# componentize-py (Debian's python3 needs python3-venv for that).
+if ! command -v python3 >/dev/null 2>&1; then
+    need python3; need python3-venv
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    need python3-venv
 fi
 
 if [ "${1:-}" = "--with-kafka" ]; then

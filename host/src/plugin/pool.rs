@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
@@ -25,6 +27,22 @@ pub struct HostState {
     route: Arc<str>,
     plugin: Arc<str>,
     kv: KvState,
+    /// WASI preview 2, for plugins whose toolchain imports it (Python via
+    /// componentize-py): an empty context, so no preopened directories, no
+    /// network, no environment variables or arguments; stdin is closed and
+    /// stdout/stderr are discarded. Rust plugins import no WASI and never
+    /// touch it.
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
 }
 
 /// Why a plugin call did not produce outcomes.
@@ -114,6 +132,8 @@ impl InstancePool {
             route: self.route.clone(),
             plugin: self.plugin_name.clone(),
             kv: self.kv.clone(),
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limits);

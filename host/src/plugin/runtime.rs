@@ -82,6 +82,13 @@ impl PluginRuntime {
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(anyhow::Error::from)
             .context("linking host imports")?;
+        // WASI preview 2 for components that import it; each store gets an
+        // empty `WasiCtx` (see `HostState`), so this grants no filesystem,
+        // network, environment or stdio. Components that import no WASI
+        // (Rust plugins) are unaffected.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI")?;
 
         let cache = CompileCache::new(cache_dir, &engine);
         Ok(PluginRuntime {
