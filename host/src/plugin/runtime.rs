@@ -127,7 +127,7 @@ impl PluginRuntime {
         bytes: &[u8],
     ) -> anyhow::Result<LoadedPlugin> {
         let engine = &self.inner.engine;
-        if !wasmparser_is_component(bytes) {
+        if !is_component_binary(bytes) {
             anyhow::bail!(
                 "not a WebAssembly component (a core module must be turned into a component, \
                  e.g. with `switchyard plugin build`)"
@@ -159,7 +159,7 @@ impl PluginRuntime {
 
 /// A component's binary starts with the magic number and a layer/version
 /// word whose layer is 1 (core modules have layer 0).
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
+fn is_component_binary(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
 }
 

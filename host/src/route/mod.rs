@@ -40,8 +40,8 @@ use status::{RouteEntry, RouteState};
 
 pub type Producer = FutureProducer<LoggingContext>;
 type RouteConsumer = StreamConsumer<LoggingContext>;
-/// A source partition: topic and partition number.
-type PartitionKey = (Arc<str>, i32);
+/// A partition worker's queue and task.
+type WorkerHandle = (mpsc::Sender<Event>, JoinHandle<()>);
 
 /// Records buffered per partition between the consumer and its worker.
 const PARTITION_QUEUE: usize = 1024;
@@ -92,7 +92,9 @@ pub async fn run(
     rt.entry.set(RouteState::Running);
     tracing::info!(route = %name, topics = ?topics, group = %rt.route.group, chain = %rt.chain.versions(), "route running");
 
-    let mut workers: HashMap<PartitionKey, (mpsc::Sender<Event>, JoinHandle<()>)> = HashMap::new();
+    // Keyed by topic, then partition, so that finding a record's worker
+    // borrows the topic name instead of allocating a key per record.
+    let mut workers: HashMap<String, HashMap<i32, WorkerHandle>> = HashMap::new();
     loop {
         let message = tokio::select! {
             _ = stop.cancelled() => break,
@@ -107,16 +109,19 @@ pub async fn run(
             }
         };
         let event = to_event(&message);
-        let key = (Arc::<str>::from(message.topic()), message.partition());
         drop(message);
-        let tx = &workers
-            .entry(key)
-            .or_insert_with_key(|(topic, partition)| {
+        if !workers.contains_key(&event.topic) {
+            workers.insert(event.topic.clone(), HashMap::new());
+        }
+        let partitions = workers.get_mut(&event.topic).expect("inserted above");
+        let tx = &partitions
+            .entry(event.partition)
+            .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
                 let worker = partition::Worker {
                     rt: rt.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
+                    topic: event.topic.as_str().into(),
+                    partition: event.partition,
                     producer: producer.clone(),
                     consumer: consumer.clone(),
                     stop: stop.clone(),
@@ -135,8 +140,12 @@ pub async fn run(
 
     // Drain: close every queue, let workers finish what they hold and
     // ackers store their offsets, then commit once, synchronously.
-    tracing::info!(route = %name, partitions = workers.len(), "draining in-flight records");
-    let handles: Vec<JoinHandle<()>> = workers.into_values().map(|(_, h)| h).collect();
+    let handles: Vec<JoinHandle<()>> = workers
+        .into_values()
+        .flat_map(HashMap::into_values)
+        .map(|(_, h)| h)
+        .collect();
+    tracing::info!(route = %name, partitions = handles.len(), "draining in-flight records");
     if tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(handles))
         .await
         .is_err()
