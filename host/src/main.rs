@@ -6,6 +6,9 @@ use switchyard::cli::{Cli, Command, PluginCommand};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     switchyard::logging::init();
+    // The server also logs its fatal error, for log collectors; the other
+    // commands are run by a person reading the terminal, who needs it once.
+    let is_server = matches!(cli.command, None | Some(Command::Run(_)));
     let result = match cli.command {
         None => run(cli.run.into_options()),
         Some(Command::Run(args)) => run(args.into_options()),
@@ -28,7 +31,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            if is_server {
+                tracing::error!("{e:#}");
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
