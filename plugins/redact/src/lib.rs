@@ -68,16 +68,13 @@
 //!
 //! The record key and headers are not redacted.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use std::cell::RefCell;
 use std::fmt;
 
-use exports::switchyard::plugin::transform::Guest;
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
-use switchyard::plugin::types::{Error, Event, Header, Outcome, Output};
+use switchyard_guest::json::{config_object, kind, map_object};
+use switchyard_guest::{export_plugin, Event, Outcome, Plugin};
 
 /// Shortest `hash_key` accepted, in bytes: the output size of SHA-256.
 const MIN_KEY_BYTES: usize = 32;
@@ -86,10 +83,6 @@ const MIN_KEY_BYTES: usize = 32;
 const HASH_PREFIX: &str = "hmac:";
 
 const EXAMPLE: &str = r#"{"hash_key": "...", "rules": [{"path": "email", "action": "hash"}]}"#;
-
-thread_local! {
-    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
-}
 
 /// A config `init` accepted.
 #[derive(Debug)]
@@ -147,38 +140,31 @@ impl Hasher {
 
 struct Redact;
 
-impl Guest for Redact {
-    fn init(config: String) -> Result<(), String> {
-        let config = parse_config(&config)?;
-        CONFIG.with(|c| *c.borrow_mut() = Some(config));
-        Ok(())
+impl Plugin for Redact {
+    const NAME: &'static str = "redact";
+    type Config = Config;
+
+    fn configure(config: &str) -> Result<Config, String> {
+        parse_config(config)
     }
 
-    fn process(batch: Vec<Event>) -> Vec<Outcome> {
-        CONFIG.with(|c| match &*c.borrow() {
-            Some(config) => batch.into_iter().map(|e| process_one(e, config)).collect(),
-            None => batch
-                .iter()
-                .map(|_| Outcome::Fail(Error::Fatal("redact: process called before init".into())))
-                .collect(),
+    // The reject reasons of `map_object` never quote the value: it may hold
+    // the very data being redacted.
+    fn process(config: &Config, event: Event) -> Outcome {
+        map_object(event, |object| {
+            redact(object, config);
+            Ok(())
         })
     }
 }
 
-export!(Redact);
+export_plugin!(Redact);
 
 // ---------------------------------------------------------------------------
 // Config
 
 fn parse_config(config: &str) -> Result<Config, String> {
-    let value: Value = serde_json::from_str(config)
-        .map_err(|e| format!("redact: config is not valid JSON: {e}"))?;
-    let Value::Object(mut top) = value else {
-        return Err(format!(
-            "redact: config must be an object like {EXAMPLE}, got {}",
-            kind(&value)
-        ));
-    };
+    let mut top = config_object(config, EXAMPLE)?;
     let mut problems = Vec::new();
 
     let unknown: Vec<String> = top
@@ -293,7 +279,7 @@ fn parse_config(config: &str) -> Result<Config, String> {
             subject_field,
         })
     } else {
-        Err(format!("redact: invalid config: {}", problems.join("; ")))
+        Err(format!("invalid config: {}", problems.join("; ")))
     }
 }
 
@@ -459,38 +445,11 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
 // ---------------------------------------------------------------------------
 // Records
 
-fn process_one(event: Event, config: &Config) -> Outcome {
-    let Some(value) = &event.value else {
-        return emit(event.key, None, event.headers);
-    };
-    match redact(value, config) {
-        Ok(value) => emit(event.key, Some(value), event.headers),
-        Err(reason) => Outcome::Reject(vec![reason]),
-    }
-}
-
-/// `value` with every rule applied, or why it is not a JSON object. The
-/// reason never quotes the value: it may hold the very data being redacted.
-fn redact(value: &[u8], config: &Config) -> Result<Vec<u8>, String> {
-    let mut object = match serde_json::from_slice(value) {
-        Ok(Value::Object(object)) => object,
-        Ok(other) => {
-            return Err(format!(
-                "value is not a JSON object: found {}",
-                kind(&other)
-            ))
-        }
-        Err(e) => return Err(format!("value is not valid JSON: {e}")),
-    };
+/// Apply every rule of `config` to `object`, in order.
+fn redact(object: &mut Map<String, Value>, config: &Config) {
     for rule in &config.rules {
-        apply_in_object(
-            &mut object,
-            &rule.path,
-            &rule.action,
-            config.hasher.as_ref(),
-        );
+        apply_in_object(object, &rule.path, &rule.action, config.hasher.as_ref());
     }
-    serde_json::to_vec(&object).map_err(|e| format!("could not encode the result as JSON: {e}"))
 }
 
 /// Apply `action` at `path` below `object`.
@@ -641,26 +600,6 @@ fn push_json_string(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-fn emit(key: Option<Vec<u8>>, value: Option<Vec<u8>>, headers: Vec<Header>) -> Outcome {
-    Outcome::Emit(vec![Output {
-        target: None,
-        key,
-        value,
-        headers,
-    }])
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,12 +610,38 @@ mod tests {
         parse_config(&format!(r#"{{"hash_key": "{KEY}", "rules": {rules}}}"#)).unwrap()
     }
 
-    fn run(rules: &str, record: &str) -> String {
-        String::from_utf8(redact(record.as_bytes(), &config(rules)).unwrap()).unwrap()
+    fn process(config: &Config, record: &[u8]) -> Outcome {
+        let event = Event {
+            key: None,
+            value: Some(record.to_vec()),
+            headers: Vec::new(),
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: None,
+        };
+        Redact::process(config, event)
     }
 
+    fn run(rules: &str, record: &str) -> String {
+        match process(&config(rules), record.as_bytes()) {
+            Outcome::Emit(mut outputs) if outputs.len() == 1 => {
+                String::from_utf8(outputs.remove(0).value.unwrap()).unwrap()
+            }
+            other => panic!("expected one output, got {other:?}"),
+        }
+    }
+
+    fn rejection(config: &Config, record: &[u8]) -> Vec<String> {
+        match process(config, record) {
+            Outcome::Reject(reasons) => reasons,
+            other => panic!("expected a reject, got {other:?}"),
+        }
+    }
+
+    /// The refusal as the host sees it.
     fn refusal(config: &str) -> String {
-        parse_config(config).unwrap_err()
+        switchyard_guest::init::<Redact>(config).unwrap_err()
     }
 
     #[test]
@@ -778,11 +743,17 @@ mod tests {
     #[test]
     fn rejects_non_json_and_non_objects_without_quoting_them() {
         let c = config(r#"[{"path": "a", "action": "drop"}]"#);
-        let err = redact(b"{\"email\": \"alice@example.com\"", &c).unwrap_err();
-        assert!(err.starts_with("value is not valid JSON: "), "{err}");
-        assert!(!err.contains("alice"), "{err}");
-        let err = redact(br#"["alice@example.com"]"#, &c).unwrap_err();
-        assert_eq!(err, "value is not a JSON object: found an array");
+        let reasons = rejection(&c, b"{\"email\": \"alice@example.com\"");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("value is not valid JSON: "),
+            "{reasons:?}"
+        );
+        assert!(!reasons[0].contains("alice"), "{reasons:?}");
+        assert_eq!(
+            rejection(&c, br#"["alice@example.com"]"#),
+            ["value is not a JSON object: found an array"]
+        );
     }
 
     #[test]

@@ -19,144 +19,109 @@
 //!   the reason;
 //! - tombstone (no value): passed through unchanged.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use std::cell::RefCell;
-
-use exports::switchyard::plugin::transform::Guest;
 use serde_json::Value;
-use switchyard::plugin::types::{Error, Event, Outcome, Output};
-
-thread_local! {
-    /// The field names to uppercase, once `init` has accepted a config.
-    static FIELDS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
-}
+use switchyard_guest::json::{config_object, map_object};
+use switchyard_guest::{export_plugin, Event, Outcome, Plugin};
 
 struct Uppercase;
 
-impl Guest for Uppercase {
-    fn init(config: String) -> Result<(), String> {
-        let fields = parse_config(&config)?;
-        FIELDS.with(|f| *f.borrow_mut() = Some(fields));
-        Ok(())
+impl Plugin for Uppercase {
+    const NAME: &'static str = "uppercase";
+    /// The field names to uppercase.
+    type Config = Vec<String>;
+
+    fn configure(config: &str) -> Result<Vec<String>, String> {
+        parse_config(config)
     }
 
-    fn process(batch: Vec<Event>) -> Vec<Outcome> {
-        FIELDS.with(|f| match &*f.borrow() {
-            Some(fields) => batch.into_iter().map(|e| process_one(e, fields)).collect(),
-            None => batch
-                .iter()
-                .map(|_| {
-                    Outcome::Fail(Error::Fatal("uppercase: process called before init".into()))
-                })
-                .collect(),
+    fn process(fields: &Vec<String>, event: Event) -> Outcome {
+        map_object(event, |object| {
+            for name in fields {
+                if let Some(Value::String(s)) = object.get_mut(name) {
+                    *s = s.to_uppercase();
+                }
+            }
+            Ok(())
         })
     }
 }
 
-export!(Uppercase);
+export_plugin!(Uppercase);
 
 fn parse_config(config: &str) -> Result<Vec<String>, String> {
     const EXAMPLE: &str = r#"{"fields": ["name"]}"#;
-    let value: Value = serde_json::from_str(config)
-        .map_err(|e| format!("uppercase: config is not valid JSON: {e}"))?;
-    let Value::Object(mut top) = value else {
-        return Err(format!(
-            "uppercase: config must be an object like {EXAMPLE}"
-        ));
-    };
+    let mut top = config_object(config, EXAMPLE)?;
     if let Some(other) = top.keys().find(|k| *k != "fields") {
         return Err(format!(
-            "uppercase: unknown config key {other:?} (the only key is \"fields\")"
+            "unknown config key {other:?} (the only key is \"fields\")"
         ));
     }
     let Some(Value::Array(names)) = top.remove("fields") else {
         return Err(format!(
-            "uppercase: config needs a \"fields\" array of field names, e.g. {EXAMPLE}"
+            "config needs a \"fields\" array of field names, e.g. {EXAMPLE}"
         ));
     };
     names
         .into_iter()
         .map(|name| match name {
             Value::String(name) => Ok(name),
-            other => Err(format!(
-                "uppercase: \"fields\" must hold only strings, found {other}"
-            )),
+            other => Err(format!("\"fields\" must hold only strings, found {other}")),
         })
         .collect()
-}
-
-fn process_one(event: Event, fields: &[String]) -> Outcome {
-    let value = match &event.value {
-        None => None,
-        Some(value) => match uppercase_fields(value, fields) {
-            Ok(value) => Some(value),
-            Err(reason) => return Outcome::Reject(vec![reason]),
-        },
-    };
-    Outcome::Emit(vec![Output {
-        target: None,
-        key: event.key,
-        value,
-        headers: event.headers,
-    }])
-}
-
-/// `value` with the listed string fields uppercased, or why the value is not
-/// a JSON object.
-fn uppercase_fields(value: &[u8], fields: &[String]) -> Result<Vec<u8>, String> {
-    let mut object = match serde_json::from_slice(value) {
-        Ok(Value::Object(object)) => object,
-        Ok(other) => {
-            return Err(format!(
-                "value is not a JSON object: found {}",
-                kind(&other)
-            ))
-        }
-        Err(e) => return Err(format!("value is not valid JSON: {e}")),
-    };
-    for name in fields {
-        if let Some(Value::String(s)) = object.get_mut(name) {
-            *s = s.to_uppercase();
-        }
-    }
-    serde_json::to_vec(&object).map_err(|e| format!("could not encode the result as JSON: {e}"))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn run(config: &str, value: &[u8]) -> Outcome {
+        let fields = parse_config(config).unwrap();
+        let event = Event {
+            key: None,
+            value: Some(value.to_vec()),
+            headers: Vec::new(),
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: None,
+        };
+        Uppercase::process(&fields, event)
+    }
+
+    fn rejection(config: &str, value: &[u8]) -> Vec<String> {
+        match run(config, value) {
+            Outcome::Reject(reasons) => reasons,
+            other => panic!("expected a reject, got {other:?}"),
+        }
+    }
+
     #[test]
     fn uppercases_listed_string_fields_only() {
-        let fields = parse_config(r#"{"fields": ["name", "age", "missing"]}"#).unwrap();
-        let out = uppercase_fields(
+        let out = run(
+            r#"{"fields": ["name", "age", "missing"]}"#,
             r#"{"name": "straße", "age": 30, "city": "oslo"}"#.as_bytes(),
-            &fields,
         );
+        let Outcome::Emit(outputs) = out else {
+            panic!("expected an emit, got {out:?}")
+        };
         assert_eq!(
-            String::from_utf8(out.unwrap()).unwrap(),
+            String::from_utf8(outputs[0].value.clone().unwrap()).unwrap(),
             r#"{"name":"STRASSE","age":30,"city":"oslo"}"#
         );
     }
 
     #[test]
     fn rejects_non_json_and_non_objects() {
-        let err = uppercase_fields(b"\xff", &[]).unwrap_err();
-        assert!(err.starts_with("value is not valid JSON: "), "{err}");
-        let err = uppercase_fields(b"\"text\"", &[]).unwrap_err();
-        assert_eq!(err, "value is not a JSON object: found a string");
+        let reasons = rejection(r#"{"fields": []}"#, b"\xff");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("value is not valid JSON: "),
+            "{reasons:?}"
+        );
+        assert_eq!(
+            rejection(r#"{"fields": []}"#, b"\"text\""),
+            ["value is not a JSON object: found a string"]
+        );
     }
 
     #[test]
@@ -172,7 +137,8 @@ mod tests {
                 "unknown config key \"extra\"",
             ),
         ] {
-            let err = parse_config(config).unwrap_err();
+            let err = switchyard_guest::init::<Uppercase>(config).unwrap_err();
+            assert!(err.starts_with("uppercase: "), "{config}: {err}");
             assert!(err.contains(expect), "{config}: {err}");
         }
     }

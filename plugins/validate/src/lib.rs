@@ -65,47 +65,31 @@
 //!   with the reason;
 //! - tombstone (no value): passed through unchanged.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
-
-use std::cell::RefCell;
 use std::num::NonZeroU8;
 
-use exports::switchyard::plugin::transform::Guest;
-use serde_json::Value;
-use switchyard::plugin::types::{Error, Event, Header, Outcome, Output};
+use serde_json::{Map, Value};
+use switchyard_guest::json::{emit, emit_json, kind, object};
+use switchyard_guest::{clock, export_plugin, Event, Outcome, Plugin};
 use time::format_description::well_known::iso8601::{Config as Iso8601Config, TimePrecision};
 use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::OffsetDateTime;
 
-thread_local! {
-    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
-}
-
 struct Validate;
 
-impl Guest for Validate {
-    fn init(config: String) -> Result<(), String> {
-        let config = Config::parse(&config)
-            .map_err(|problems| format!("validate: {}", problems.join("; ")))?;
-        CONFIG.with(|c| *c.borrow_mut() = Some(config));
-        Ok(())
+impl Plugin for Validate {
+    const NAME: &'static str = "validate";
+    type Config = Config;
+
+    fn configure(config: &str) -> Result<Config, String> {
+        Config::parse(config).map_err(|problems| problems.join("; "))
     }
 
-    fn process(batch: Vec<Event>) -> Vec<Outcome> {
-        CONFIG.with(|c| match &*c.borrow() {
-            Some(config) => batch
-                .into_iter()
-                .map(|e| process_one(e, config, &switchyard::plugin::clock::now_ms))
-                .collect(),
-            None => batch
-                .iter()
-                .map(|_| Outcome::Fail(Error::Fatal("validate: process called before init".into())))
-                .collect(),
-        })
+    fn process(config: &Config, event: Event) -> Outcome {
+        process_one(event, config, &clock::now_ms)
     }
 }
 
-export!(Validate);
+export_plugin!(Validate);
 
 /// An accepted configuration.
 #[derive(Debug)]
@@ -464,35 +448,26 @@ impl Rule {
 }
 
 fn process_one(event: Event, config: &Config, now_ms: &dyn Fn() -> i64) -> Outcome {
-    let Some(value) = event.value else {
-        return emit(event.key, None, event.headers);
+    let object = match object(&event) {
+        Ok(Some(object)) => object,
+        Ok(None) => return emit(event.key, None, event.headers),
+        Err(reason) => return Outcome::Reject(vec![reason]),
     };
-    match validate(&value, config, now_ms) {
-        Ok(None) => emit(event.key, Some(value), event.headers),
-        Ok(Some(changed)) => emit(event.key, Some(changed), event.headers),
+    match validate(object, config, now_ms) {
+        Ok(None) => emit(event.key, event.value, event.headers),
+        Ok(Some(changed)) => emit_json(event.key, &Value::Object(changed), event.headers),
         Err(reasons) => Outcome::Reject(reasons),
     }
 }
 
-/// Check `value` against `config`: `Ok(None)` if it passes as it is,
-/// `Ok(Some(new value))` if it passes once defaults are filled in (or
+/// Check `object` against `config`: `Ok(None)` if it passes as it is,
+/// `Ok(Some(new object))` if it passes once defaults are filled in (or
 /// unknown fields dropped), `Err` with every problem otherwise.
 fn validate(
-    value: &[u8],
+    mut object: Map<String, Value>,
     config: &Config,
     now_ms: &dyn Fn() -> i64,
-) -> Result<Option<Vec<u8>>, Vec<String>> {
-    let mut object = match serde_json::from_slice(value) {
-        Ok(Value::Object(object)) => object,
-        Ok(other) => {
-            return Err(vec![format!(
-                "value is not a JSON object: found {}",
-                kind(&other)
-            )])
-        }
-        Err(e) => return Err(vec![format!("value is not valid JSON: {e}")]),
-    };
-
+) -> Result<Option<Map<String, Value>>, Vec<String>> {
     let mut problems = Vec::new();
     let mut fill = Vec::new();
     // The record's fields, in its order.
@@ -562,21 +537,7 @@ fn validate(
         }
         changed = true;
     }
-    if !changed {
-        return Ok(None);
-    }
-    serde_json::to_vec(&object)
-        .map(Some)
-        .map_err(|e| vec![format!("could not encode the result as JSON: {e}")])
-}
-
-fn emit(key: Option<Vec<u8>>, value: Option<Vec<u8>>, headers: Vec<Header>) -> Outcome {
-    Outcome::Emit(vec![Output {
-        target: None,
-        key,
-        value,
-        headers,
-    }])
+    Ok(changed.then_some(object))
 }
 
 /// A TOML date-time, as the host's TOML-to-JSON conversion writes it
@@ -695,17 +656,6 @@ fn characters(n: u64) -> String {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Whether `s` is an RFC 3339 date-time (`date-time` in section 5.6 of the
 /// RFC), e.g. `2025-11-06T18:00:00Z` or `2025-11-06T19:00:00.5+01:00`:
 /// a real calendar date, `T` and `Z` in either case, a leap second only
@@ -758,13 +708,37 @@ mod tests {
     }
 
     fn run(config: &str, value: &str) -> Result<String, Vec<String>> {
-        let config = Config::parse(config).unwrap();
-        validate(value.as_bytes(), &config, &clock)
-            .map(|v| String::from_utf8(v.unwrap_or_else(|| value.as_bytes().to_vec())).unwrap())
+        run_at(config, value, &clock)
     }
 
+    /// The emitted value, or the reasons for the reject.
+    fn run_at(config: &str, value: &str, now_ms: &dyn Fn() -> i64) -> Result<String, Vec<String>> {
+        let config = Config::parse(config).unwrap();
+        let event = Event {
+            key: None,
+            value: Some(value.as_bytes().to_vec()),
+            headers: Vec::new(),
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: None,
+        };
+        match process_one(event, &config, now_ms) {
+            Outcome::Emit(mut outputs) if outputs.len() == 1 => {
+                Ok(String::from_utf8(outputs.remove(0).value.unwrap()).unwrap())
+            }
+            Outcome::Reject(reasons) => Err(reasons),
+            other => panic!("expected one output or a reject, got {other:?}"),
+        }
+    }
+
+    /// The refusal as the host sees it, less the plugin's name in front.
     fn refused(config: &str) -> String {
-        Config::parse(config).unwrap_err().join("; ")
+        let message = switchyard_guest::init::<Validate>(config).unwrap_err();
+        match message.strip_prefix("validate: ") {
+            Some(problems) => problems.to_owned(),
+            None => panic!("{config}: refusal without the plugin's name: {message}"),
+        }
     }
 
     #[test]
@@ -1011,9 +985,8 @@ mod tests {
 
     #[test]
     fn a_clock_rfc3339_cannot_write_rejects_the_record() {
-        let config = Config::parse(SEED).unwrap();
         assert_eq!(
-            validate(br#"{"userId":"u1","type":"login"}"#, &config, &|| i64::MAX).unwrap_err(),
+            run_at(SEED, r#"{"userId":"u1","type":"login"}"#, &|| i64::MAX).unwrap_err(),
             [
                 "timestamp: the host clock (9223372036854775807 ms since the epoch) is outside \
               the years 0000-9999 that RFC 3339 can write"
