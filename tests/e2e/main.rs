@@ -5,6 +5,7 @@ mod bad_input;
 mod delivery;
 mod plugin_kit;
 mod plugin_loading;
+mod plugin_mapping;
 mod plugin_python;
 mod plugin_redact;
 mod plugin_validate;

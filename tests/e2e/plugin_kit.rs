@@ -165,6 +165,27 @@ fn the_guide_quotes_the_scaffold_and_its_output() {
     );
 }
 
+/// The guide's `switchyard-guest` example is the library's doc test, the
+/// code its tests compile.
+#[test]
+fn the_guide_quotes_the_guest_library_example() {
+    let guide = std::fs::read_to_string(workspace().join("docs/writing-a-plugin.md")).unwrap();
+    let lib = std::fs::read_to_string(workspace().join("plugins/guest/src/lib.rs")).unwrap();
+    let doc_test: String = lib
+        .lines()
+        .map_while(|line| line.strip_prefix("//!"))
+        .skip_while(|line| *line != " ```")
+        .skip(1)
+        .take_while(|line| *line != " ```")
+        .map(|line| format!("{}\n", line.strip_prefix(' ').unwrap_or(line)))
+        .collect();
+    assert!(doc_test.contains("export_plugin!(Stamp);"), "{doc_test}");
+    assert!(
+        guide.contains(&format!("```rust\n{doc_test}```")),
+        "docs/writing-a-plugin.md must quote the example of plugins/guest/src/lib.rs verbatim:\n{doc_test}"
+    );
+}
+
 #[test]
 fn json_set_on_the_fixture_shows_outputs_and_rejects() {
     let wasm = plugins_dir().join("json-set.wasm");

@@ -99,7 +99,7 @@ fn redact_one(chain: &Chain, value: &str) -> String {
 
 /// HMAC-SHA256 (RFC 2104) written out over plain SHA-256, independent of
 /// the plugin's `hmac` crate.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
     const BLOCK: usize = 64;
     let mut block_key = [0u8; BLOCK];
     if key.len() > BLOCK {

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod json;
+pub mod mapping;
 
 /// The bindings of the `plugin` world, generated once for every plugin.
 pub mod bindings {
