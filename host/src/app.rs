@@ -12,7 +12,8 @@ use rdkafka::producer::Producer as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Route};
-use crate::http::{AppState, KafkaInfo};
+use crate::control::PluginCatalog;
+use crate::http::{AdminToken, AppState, KafkaInfo};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::kafka::{KafkaSettings, LoggingContext};
 use crate::plugin::cache::CacheOutcome;
@@ -30,10 +31,13 @@ pub struct RunOptions {
     pub brokers: Option<String>,
     pub http: SocketAddr,
     pub cache_dir: PathBuf,
+    /// Credentials of admin changes; without one they are refused.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Run until SIGTERM or Ctrl-C, then drain and commit.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    check_admin_exposure(&opts)?;
     let config = Config::load(&opts.config)?;
     let routes = config.resolve(&opts.config)?;
 
@@ -66,7 +70,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 
     let runtime = PluginRuntime::new(opts.cache_dir.clone())?;
     let board = StatusBoard::default();
-    let runtimes = build_routes(&runtime, &routes, &board)?;
+    let (runtimes, loaded) = build_routes(&runtime, &routes, &board)?;
     let producer = create_producer(&kafka)?;
 
     let listener = tokio::net::TcpListener::bind(opts.http)
@@ -74,12 +78,36 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
     tracing::info!(addr = %opts.http, "HTTP API listening (GET /healthz)");
     let shutdown = CancellationToken::new();
+    let catalog = PluginCatalog::new(
+        runtime.clone(),
+        config.plugins_dir.clone(),
+        &loaded,
+        runtimes.clone(),
+    );
+    // Plugins may be added later, by file or through the admin API.
+    std::fs::create_dir_all(&config.plugins_dir).with_context(|| {
+        format!(
+            "cannot create the plugins directory {}",
+            config.plugins_dir.display()
+        )
+    })?;
+    crate::control::watch::spawn(catalog.clone(), shutdown.clone()).with_context(|| {
+        format!(
+            "cannot watch the plugins directory {}",
+            config.plugins_dir.display()
+        )
+    })?;
+    if opts.admin_token.is_none() {
+        tracing::warn!("no admin token configured: admin changes (plugin uploads) are refused; set SWITCHYARD_ADMIN_TOKEN or --admin-token-file");
+    }
     let app = crate::http::app(AppState {
         board: board.clone(),
         kafka: KafkaInfo {
             brokers: kafka.brokers.clone(),
             embedded: kafka.embedded,
         },
+        catalog,
+        admin_token: opts.admin_token.clone(),
     });
     let http_stop = shutdown.clone();
     let http = tokio::spawn(async move {
@@ -114,6 +142,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuse to serve the admin API beyond this machine without credentials.
+fn check_admin_exposure(opts: &RunOptions) -> anyhow::Result<()> {
+    if opts.admin_token.is_none() && !opts.http.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve the admin API on {} (not a loopback address) without an admin \
+             token: set SWITCHYARD_ADMIN_TOKEN or --admin-token-file, or listen on 127.0.0.1",
+            opts.http
+        );
+    }
+    Ok(())
+}
+
 fn warn_embedded(addr: &str) {
     tracing::warn!(
         brokers = %addr,
@@ -130,7 +170,7 @@ fn build_routes(
     runtime: &PluginRuntime,
     routes: &[Route],
     board: &StatusBoard,
-) -> anyhow::Result<Vec<Arc<RouteRuntime>>> {
+) -> anyhow::Result<(Vec<Arc<RouteRuntime>>, Vec<LoadedPlugin>)> {
     let mut loaded: HashMap<&Path, LoadedPlugin> = HashMap::new();
     let mut out = Vec::with_capacity(routes.len());
     for route in routes {
@@ -180,13 +220,9 @@ fn build_routes(
             .collect();
         let chain = Chain::new(pools, &route.sink.topic, &outputs);
         let entry = board.register(&route.name, chain.versions().to_owned());
-        out.push(Arc::new(RouteRuntime {
-            route: route.clone(),
-            chain,
-            entry,
-        }));
+        out.push(Arc::new(RouteRuntime::new(route.clone(), chain, entry)));
     }
-    Ok(out)
+    Ok((out, loaded.into_values().collect()))
 }
 
 fn create_producer(kafka: &KafkaSettings) -> anyhow::Result<Producer> {

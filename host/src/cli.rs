@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::http::AdminToken;
 use crate::plugin::cache::CompileCache;
 
 #[derive(Debug, Parser)]
@@ -56,6 +57,20 @@ pub struct RunArgs {
     /// [default: $XDG_CACHE_HOME/switchyard/components].
     #[arg(long, env = "SWITCHYARD_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// File holding the admin API's bearer token (at least 16 characters).
+    /// Without a token, admin changes are refused, and the HTTP address
+    /// must be a loopback one.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin token itself (prefer the file: environment variables show
+    /// up in process listings of the same user).
+    #[arg(
+        long = "admin-token",
+        env = "SWITCHYARD_ADMIN_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +131,20 @@ pub struct PluginTestArgs {
     /// [default: $XDG_CACHE_HOME/switchyard/components].
     #[arg(long, env = "SWITCHYARD_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// File holding the admin API's bearer token (at least 16 characters).
+    /// Without a token, admin changes are refused, and the HTTP address
+    /// must be a loopback one.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin token itself (prefer the file: environment variables show
+    /// up in process listings of the same user).
+    #[arg(
+        long = "admin-token",
+        env = "SWITCHYARD_ADMIN_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub admin_token: Option<String>,
 }
 
 impl PluginTestArgs {
@@ -176,12 +205,29 @@ pub struct ConsumeArgs {
 }
 
 impl RunArgs {
-    pub fn into_options(self) -> crate::app::RunOptions {
-        crate::app::RunOptions {
+    pub fn into_options(self) -> anyhow::Result<crate::app::RunOptions> {
+        let token = match (&self.admin_token_file, &self.admin_token) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read the admin token file {}: {e}", path.display())
+                })?;
+                Some(
+                    AdminToken::new(&text)
+                        .map_err(|e| anyhow::anyhow!("admin token file {}: {e}", path.display()))?,
+                )
+            }
+            (None, Some(token)) => Some(
+                AdminToken::new(token)
+                    .map_err(|e| anyhow::anyhow!("SWITCHYARD_ADMIN_TOKEN: {e}"))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(crate::app::RunOptions {
             config: self.config,
             brokers: self.brokers,
             http: self.http,
             cache_dir: self.cache_dir.unwrap_or_else(CompileCache::default_dir),
-        }
+            admin_token: token,
+        })
     }
 }

@@ -3,6 +3,7 @@
 //! - [`config`]: the routes file.
 //! - [`plugin`]: loading, caching, sandboxing and pooling plugin components.
 //! - [`route`]: consuming, running chains, producing, committing offsets.
+//! - [`control`]: live changes: plugin hot reload.
 //! - [`kafka`]: client settings and the in-memory development broker.
 //! - [`http`]: the HTTP API.
 //! - [`plugin_kit`]: `switchyard plugin new` and `plugin test`, for plugin authors.
@@ -11,6 +12,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod devtools;
 pub mod http;
 pub mod kafka;

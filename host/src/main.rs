@@ -10,8 +10,8 @@ fn main() -> ExitCode {
     // commands are run by a person reading the terminal, who needs it once.
     let is_server = matches!(cli.command, None | Some(Command::Run(_)));
     let result = match cli.command {
-        None => run(cli.run.into_options()),
-        Some(Command::Run(args)) => run(args.into_options()),
+        None => cli.run.into_options().and_then(run),
+        Some(Command::Run(args)) => args.into_options().and_then(run),
         Some(Command::Plugin(PluginCommand::Build { dir, out })) => {
             switchyard::plugin_build::build_command(&dir, &out)
         }

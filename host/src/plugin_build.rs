@@ -538,7 +538,7 @@ fn select_artifact(artifacts: &[WasmArtifact], manifest: &Path) -> anyhow::Resul
 /// Write `bytes` to `path` so that `path` only ever holds a complete file:
 /// write and sync a hidden temporary file in the same directory (so the
 /// rename stays on one file system), then rename it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

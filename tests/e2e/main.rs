@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod delivery;
+mod hot_reload;
 mod plugin_kit;
 mod plugin_loading;
 mod plugin_mapping;

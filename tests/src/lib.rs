@@ -255,11 +255,21 @@ impl Switchyard {
 
     /// Start with explicit extra arguments instead of the test broker.
     pub fn start_with(routes: &str, args: &[&str]) -> Switchyard {
+        Self::start_custom(&plugins_dir(), routes, args, &[])
+    }
+
+    /// Start with plugins from `plugins`, extra arguments and environment.
+    pub fn start_custom(
+        plugins: &Path,
+        routes: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Switchyard {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("routes.toml");
         let routes = format!(
             "plugins_dir = {:?}\n{routes}",
-            plugins_dir().display().to_string()
+            plugins.display().to_string()
         );
         std::fs::File::create(&config)
             .and_then(|mut f| f.write_all(routes.as_bytes()))
@@ -278,6 +288,7 @@ impl Switchyard {
                 workspace().join("target/test-cache"),
             )
             .env("SWITCHYARD_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -404,6 +415,67 @@ pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
         status.code(),
         std::fs::read_to_string(&log).unwrap_or_default(),
     )
+}
+
+/// Send a request with an optional bearer token and body; the status and
+/// the JSON body (`null` if it is not JSON). On a thread of its own, like
+/// [`get_json`].
+pub fn http_request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let (method, url, token) = (
+        reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method"),
+        url.to_owned(),
+        token.map(str::to_owned),
+    );
+    std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("HTTP client");
+        let mut request = client.request(method, &url).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    })
+    .join()
+    .expect("HTTP thread")
+}
+
+/// `component` with a custom section appended: another version (another
+/// content hash) of the same plugin, behaving the same.
+pub fn plugin_variant(component: &[u8], variant: u32) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"switchyard-test-variant";
+    let mut payload = Vec::new();
+    leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(&variant.to_le_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    leb128(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
 }
 
 /// GET `url` and parse JSON, on a thread of its own so that it works from

@@ -121,6 +121,27 @@ impl InstancePool {
         &self.plugin
     }
 
+    /// A pool of `plugin` (a new version of this pool's plugin) for the
+    /// same route step: same configuration, limits and `state` store, so a
+    /// version swap keeps what the step remembered. Instantiates and
+    /// `init`s one instance first, so a version that refuses the step's
+    /// configuration is refused here, while this pool keeps serving.
+    pub fn with_version(&self, plugin: LoadedPlugin) -> Result<InstancePool, CallError> {
+        let pool = InstancePool {
+            runtime: self.runtime.clone(),
+            plugin_name: plugin.name.as_str().into(),
+            plugin,
+            config_json: self.config_json.clone(),
+            route: self.route.clone(),
+            limits: self.limits,
+            kv: self.kv.clone(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = pool.instantiate()?;
+        pool.put(first);
+        Ok(pool)
+    }
+
     fn instantiate(&self) -> Result<Instance, CallError> {
         let state = HostState {
             limits: StoreLimitsBuilder::new()

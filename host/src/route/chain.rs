@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::plugin::bindings::{Error as PluginError, Event, Header, Outcome, Output};
-use crate::plugin::{CallError, InstancePool};
+use crate::plugin::{CallError, InstancePool, LoadedPlugin};
 
 /// A record ready to be produced.
 #[derive(Debug, Clone)]
@@ -63,7 +63,8 @@ impl FailureKind {
 /// What became of one source record.
 pub type RecordResult = Result<Vec<Routed>, Failure>;
 
-/// A route's chain: its instance pools and where outputs go.
+/// A route's chain: its instance pools and where outputs go. Immutable: a
+/// new plugin version makes a new chain (see [`Chain::with_version`]).
 pub struct Chain {
     steps: Vec<Step>,
     sink: Arc<str>,
@@ -73,7 +74,8 @@ pub struct Chain {
 }
 
 struct Step {
-    pool: InstancePool,
+    /// Shared with the chains made from this one by a swap of another step.
+    pool: Arc<InstancePool>,
     tag: String,
 }
 
@@ -83,6 +85,22 @@ pub const CHAIN_HEADER: &str = "switchyard-chain";
 
 impl Chain {
     pub fn new(pools: Vec<InstancePool>, sink: &str, outputs: &BTreeMap<String, String>) -> Chain {
+        let outputs = outputs
+            .iter()
+            .map(|(name, topic)| (name.clone(), topic.as_str().into()))
+            .collect();
+        Chain::from_pools(
+            pools.into_iter().map(Arc::new).collect(),
+            sink.into(),
+            outputs,
+        )
+    }
+
+    fn from_pools(
+        pools: Vec<Arc<InstancePool>>,
+        sink: Arc<str>,
+        outputs: BTreeMap<String, Arc<str>>,
+    ) -> Chain {
         let steps: Vec<Step> = pools
             .into_iter()
             .map(|pool| Step {
@@ -97,16 +115,44 @@ impl Chain {
             .join(",");
         Chain {
             steps,
-            sink: sink.into(),
-            outputs: outputs
-                .iter()
-                .map(|(name, topic)| (name.clone(), topic.as_str().into()))
-                .collect(),
+            sink,
+            outputs,
             chain_header: Header {
                 key: CHAIN_HEADER.to_owned(),
                 value: chain_tag.into_bytes(),
             },
         }
+    }
+
+    /// This chain with every step that runs a plugin named `plugin.name`
+    /// moved to `plugin` (keeping each step's configuration and state);
+    /// `None` if no step runs it. Each new pool is instantiated and
+    /// `init`-ed first: on an error this chain is untouched.
+    pub fn with_version(&self, plugin: &LoadedPlugin) -> Result<Option<Chain>, CallError> {
+        if !self.uses(&plugin.name) {
+            return Ok(None);
+        }
+        let pools = self
+            .steps
+            .iter()
+            .map(|step| {
+                if step.pool.plugin().name == plugin.name {
+                    step.pool.with_version(plugin.clone()).map(Arc::new)
+                } else {
+                    Ok(step.pool.clone())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Chain::from_pools(
+            pools,
+            self.sink.clone(),
+            self.outputs.clone(),
+        )))
+    }
+
+    /// Whether a step of this chain runs the plugin named `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.steps.iter().any(|s| s.pool.plugin().name == name)
     }
 
     /// The `switchyard-chain` header value, e.g. `a@0123456789ab,b@...`.

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
@@ -52,8 +53,32 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Everything a running route needs.
 pub struct RouteRuntime {
     pub route: Route,
-    pub chain: Chain,
+    /// The current chain. Workers load it once per batch; a new plugin
+    /// version is swapped in without stopping them.
+    chain: ArcSwap<Chain>,
     pub entry: Arc<RouteEntry>,
+}
+
+impl RouteRuntime {
+    pub fn new(route: Route, chain: Chain, entry: Arc<RouteEntry>) -> RouteRuntime {
+        RouteRuntime {
+            route,
+            chain: ArcSwap::from_pointee(chain),
+            entry,
+        }
+    }
+
+    /// The chain the next batch runs on.
+    pub fn chain(&self) -> Arc<Chain> {
+        self.chain.load_full()
+    }
+
+    /// Make `chain` the one the next batch runs on. Batches already running
+    /// finish on the chain they loaded.
+    pub fn swap_chain(&self, chain: Chain) {
+        self.entry.set_chain(chain.versions());
+        self.chain.store(Arc::new(chain));
+    }
 }
 
 /// Run `rt` until `shutdown` is cancelled or the route halts.
@@ -90,7 +115,7 @@ pub async fn run(
         return;
     }
     rt.entry.set(RouteState::Running);
-    tracing::info!(route = %name, topics = ?topics, group = %rt.route.group, chain = %rt.chain.versions(), "route running");
+    tracing::info!(route = %name, topics = ?topics, group = %rt.route.group, chain = %rt.chain().versions(), "route running");
 
     // Keyed by topic, then partition, so that finding a record's worker
     // borrows the topic name instead of allocating a key per record.

@@ -97,9 +97,10 @@ impl Worker {
     }
 
     async fn run_chain(&self, batch: Vec<Event>) -> (Vec<Event>, Vec<RecordResult>) {
-        let rt = self.rt.clone();
+        // One chain for the whole batch: a swap takes effect at the next.
+        let chain = self.rt.chain();
         tokio::task::spawn_blocking(move || {
-            let results = rt.chain.run(&batch);
+            let results = chain.run(&batch);
             (batch, results)
         })
         .await

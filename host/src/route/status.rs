@@ -49,7 +49,7 @@ pub struct RouteEntry {
     pub state: RwLock<RouteState>,
     pub counters: RouteCounters,
     /// `switchyard-chain` value: plugin versions of the running chain.
-    pub chain: String,
+    chain: RwLock<String>,
 }
 
 impl RouteEntry {
@@ -59,6 +59,14 @@ impl RouteEntry {
 
     pub fn state(&self) -> RouteState {
         self.state.read().expect("state lock").clone()
+    }
+
+    pub fn chain(&self) -> String {
+        self.chain.read().expect("chain lock").clone()
+    }
+
+    pub fn set_chain(&self, versions: &str) {
+        versions.clone_into(&mut self.chain.write().expect("chain lock"));
     }
 }
 
@@ -88,7 +96,7 @@ impl StatusBoard {
         let entry = Arc::new(RouteEntry {
             state: RwLock::new(RouteState::Starting),
             counters: RouteCounters::default(),
-            chain,
+            chain: RwLock::new(chain),
         });
         self.routes
             .write()
@@ -115,7 +123,7 @@ impl StatusBoard {
             .map(|(name, r)| RouteReport {
                 name: name.clone(),
                 state: r.state(),
-                chain: r.chain.clone(),
+                chain: r.chain(),
                 records_in: load(&r.counters.records_in),
                 records_out: load(&r.counters.records_out),
                 dropped: load(&r.counters.dropped),

@@ -1,0 +1,102 @@
+//! Credentials of the admin API: one bearer token, compared in constant
+//! time, never logged or shown.
+
+use std::fmt;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::ApiError;
+
+/// The admin token. Its `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct AdminToken {
+    /// SHA-256 of the token: what requests are compared against, so the
+    /// comparison takes the same time whatever the length of a guess.
+    digest: [u8; 32],
+}
+
+impl AdminToken {
+    /// Shortest token accepted: a token that can be guessed is no lock.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(token: &str) -> Result<AdminToken, String> {
+        let token = token.trim();
+        if token.len() < Self::MIN_LEN {
+            return Err(format!(
+                "the admin token must be at least {} characters (got {})",
+                Self::MIN_LEN,
+                token.len()
+            ));
+        }
+        Ok(AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        })
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.digest.ct_eq(&digest).into()
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<withheld>)")
+    }
+}
+
+/// Middleware for mutating admin endpoints: `Authorization: Bearer TOKEN`.
+pub async fn require_token(
+    State(token): State<Option<AdminToken>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = token else {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin changes are disabled: no admin token is configured \
+             (set SWITCHYARD_ADMIN_TOKEN or --admin-token-file)",
+        )
+        .into_response();
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(presented) if token.matches(presented.trim()) => next.run(request).await,
+        Some(_) => unauthorized("the bearer token is not valid"),
+        None => unauthorized("this endpoint needs `Authorization: Bearer <admin token>`"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_tokens_are_refused_and_debug_hides_the_token() {
+        assert!(AdminToken::new("short")
+            .unwrap_err()
+            .contains("at least 16"));
+        let token = AdminToken::new("  correct-horse-battery  ").unwrap();
+        assert!(token.matches("correct-horse-battery"));
+        assert!(!token.matches("correct-horse-batter"));
+        assert_eq!(format!("{token:?}"), "AdminToken(<withheld>)");
+    }
+}

@@ -1,0 +1,98 @@
+//! The HTTP server: health and readiness, the admin API, and the routes
+//! the event APIs mount.
+//!
+//! - `GET /livez`: 200 while the process serves HTTP.
+//! - `GET /readyz`, `GET /healthz`: 200 once every route runs, 503 with each
+//!   route's state otherwise.
+//! - `/admin/...`: see [`admin`].
+
+pub mod admin;
+pub mod auth;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::control::PluginCatalog;
+use crate::route::status::{RouteReport, StatusBoard};
+pub use auth::AdminToken;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub board: StatusBoard,
+    pub kafka: KafkaInfo,
+    pub catalog: PluginCatalog,
+    /// `None`: admin changes are refused (403).
+    pub admin_token: Option<AdminToken>,
+}
+
+/// Which cluster this instance talks to; shown on `/healthz` so that tools
+/// (and people) can find the development broker.
+#[derive(Clone, Debug, Serialize)]
+pub struct KafkaInfo {
+    pub brokers: String,
+    /// True for the in-memory development broker.
+    pub embedded: bool,
+}
+
+/// An error answer: its status, and `{"error": "..."}` saying what is wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+#[derive(Serialize)]
+struct Health {
+    /// `"ok"` when every route runs, else `"unavailable"`.
+    status: &'static str,
+    kafka: KafkaInfo,
+    routes: Vec<RouteReport>,
+}
+
+/// The router, separate from the listener so tests can drive it directly.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/healthz", get(ready))
+        .with_state(state.clone())
+        .merge(admin::router(state))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+}
+
+/// 200 once every route is running; 503 with each route's state otherwise.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let ok = state.board.all_running();
+    let body = Health {
+        status: if ok { "ok" } else { "unavailable" },
+        kafka: state.kafka.clone(),
+        routes: state.board.report(),
+    };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}
