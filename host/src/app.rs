@@ -238,6 +238,7 @@ fn create_producer(kafka: &KafkaSettings) -> anyhow::Result<Producer> {
     config
         .create_with_context(LoggingContext {
             role: "producer".into(),
+            lag_of_route: None,
         })
         .context("creating the Kafka producer")
 }

@@ -17,6 +17,7 @@ pub mod devtools;
 pub mod http;
 pub mod kafka;
 pub mod logging;
+pub mod metrics;
 pub mod plugin;
 pub mod plugin_build;
 pub mod plugin_kit;

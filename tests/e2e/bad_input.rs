@@ -229,7 +229,41 @@ dead_letter = {{ topic = "{dlq}" }}
     );
     let (_, health) = sy.health().unwrap();
     assert_eq!(health["routes"][0]["dead_lettered"], 1, "{health}");
+    assert_eq!(health["routes"][0]["rejected"], 1, "{health}");
     assert_eq!(health["routes"][0]["records_out"], 10, "{health}");
+
+    // The same counts on /metrics, the plugin's call latency, and the
+    // consumer lag once librdkafka's statistics (every 5 s) have come.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (code, text) = get_text(&format!("http://{}/metrics", sy.http));
+        assert_eq!(code, 200);
+        if text.contains(r#"switchyard_consumer_lag{route="poison""#) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no consumer lag yet:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for line in [
+        r#"switchyard_records_in_total{route="poison"} 11"#.to_owned(),
+        r#"switchyard_records_out_total{route="poison"} 10"#.to_owned(),
+        r#"switchyard_records_rejected_total{route="poison"} 1"#.to_owned(),
+        r#"switchyard_records_dead_lettered_total{route="poison"} 1"#.to_owned(),
+        format!(r#"switchyard_consumer_lag{{route="poison",topic="{source}",partition="0"}} 0"#),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics
+            .contains(r#"switchyard_plugin_call_seconds_count{route="poison",plugin="json-set"}"#),
+        "{metrics}"
+    );
     assert_eq!(sy.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 

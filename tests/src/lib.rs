@@ -463,6 +463,20 @@ pub fn http_request(
     .expect("HTTP thread")
 }
 
+/// GET `url`: the status and the body as text.
+pub fn get_text(url: &str) -> (u16, String) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let response = reqwest::blocking::get(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        )
+    })
+    .join()
+    .expect("HTTP thread")
+}
+
 /// `component` with a custom section appended: another version (another
 /// content hash) of the same plugin, behaving the same.
 pub fn plugin_variant(component: &[u8], variant: u32) -> Vec<u8> {

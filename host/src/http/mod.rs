@@ -2,6 +2,7 @@
 //! the event APIs mount.
 //!
 //! - `GET /livez`: 200 while the process serves HTTP.
+//! - `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).
 //! - `GET /readyz`, `GET /healthz`: 200 once every route runs, 503 with each
 //!   route's state otherwise.
 //! - `/admin/...`: see [`admin`].
@@ -74,11 +75,23 @@ struct Health {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(ready))
         .route("/healthz", get(ready))
         .with_state(state.clone())
         .merge(admin::router(state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+}
+
+/// Prometheus scrape, in the OpenMetrics text format.
+async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::global().encode(),
+    )
 }
 
 /// 200 once every route is running; 503 with each route's state otherwise.

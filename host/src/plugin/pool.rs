@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::histogram::Histogram;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -17,6 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
 use super::PluginRuntime;
+use crate::metrics::{self, PluginLabels};
 
 /// The `state` import's storage: per route step, shared by its instances.
 pub type KvState = Arc<Mutex<HashMap<String, Vec<u8>>>>;
@@ -85,6 +87,19 @@ pub struct InstancePool {
     limits: Limits,
     kv: KvState,
     idle: Mutex<Vec<Instance>>,
+    /// `switchyard_plugin_call_seconds` of this route and plugin.
+    call_seconds: Histogram,
+}
+
+fn call_histogram(route: &str, plugin: &str) -> Histogram {
+    let labels = PluginLabels {
+        route: route.to_owned(),
+        plugin: plugin.to_owned(),
+    };
+    metrics::global()
+        .plugin_call_seconds
+        .get_or_create(&labels)
+        .clone()
 }
 
 /// Idle instances kept per pool; more are created under parallel load and
@@ -104,6 +119,7 @@ impl InstancePool {
     ) -> Result<InstancePool, CallError> {
         let pool = InstancePool {
             runtime,
+            call_seconds: call_histogram(route, &plugin.name),
             plugin_name: plugin.name.as_str().into(),
             plugin,
             config_json,
@@ -129,6 +145,7 @@ impl InstancePool {
     pub fn with_version(&self, plugin: LoadedPlugin) -> Result<InstancePool, CallError> {
         let pool = InstancePool {
             runtime: self.runtime.clone(),
+            call_seconds: self.call_seconds.clone(),
             plugin_name: plugin.name.as_str().into(),
             plugin,
             config_json: self.config_json.clone(),
@@ -219,10 +236,12 @@ impl InstancePool {
     pub fn process(&self, batch: &[Event]) -> Result<Vec<Outcome>, CallError> {
         let mut instance = self.take()?;
         instance.store.set_epoch_deadline(self.deadline_ticks());
+        let started = std::time::Instant::now();
         let result = instance
             .bindings
             .switchyard_plugin_transform()
             .call_process(&mut instance.store, batch);
+        self.call_seconds.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(outcomes) => {
                 self.put(instance);

@@ -199,12 +199,15 @@ fn create_consumer(route: &Route, kafka: &KafkaSettings) -> Result<RouteConsumer
         // Offsets are stored by the ackers, only once outputs are safe.
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", route.start_from.as_librdkafka())
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Statistics carry each partition's lag (`switchyard_consumer_lag`).
+        .set("statistics.interval.ms", "5000");
     for (key, value) in &kafka.consumer_options {
         config.set(key, value);
     }
     config.create_with_context(LoggingContext {
         role: format!("route:{}", route.name),
+        lag_of_route: Some(route.name.clone()),
     })
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::chain::{Failure, FailureKind, RecordResult, Routed};
-use super::status::{RouteCounters, RouteState};
+use super::status::RouteState;
 use super::{Producer, RouteConsumer, RouteRuntime};
 use crate::config::ErrorAction;
 use crate::plugin::bindings::Event;
@@ -73,7 +73,7 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            RouteCounters::add(&self.rt.entry.counters.records_in, batch.len() as u64);
+            self.rt.entry.counters.records_in.inc_by(batch.len() as u64);
             let (batch, results) = self.run_chain(batch).await;
             for (event, result) in batch.iter().zip(results) {
                 let Some((deliveries, dead_lettered)) = self.deliver(event, result).await else {
@@ -122,7 +122,7 @@ impl Worker {
                     Ok(deliveries) => {
                         let counters = &self.rt.entry.counters;
                         if outputs.is_empty() {
-                            RouteCounters::add(&counters.dropped, 1);
+                            counters.dropped.inc();
                         }
                         return Some((deliveries, false));
                     }
@@ -137,7 +137,7 @@ impl Worker {
                     offset = event.offset, plugin = %failure.plugin, attempt = attempts, retry_in = ?delay,
                     "retryable failure: {}", failure.message
                 );
-                RouteCounters::add(&self.rt.entry.counters.retries, 1);
+                self.rt.entry.counters.retries.inc();
                 tokio::time::sleep(delay).await;
                 attempts += 1;
                 let (_, mut results) = self.run_chain(vec![event.clone()]).await;
@@ -155,6 +155,9 @@ impl Worker {
         attempts: u32,
     ) -> Option<(Vec<DeliveryFuture>, bool)> {
         let route = &self.rt.route;
+        if failure.kind == FailureKind::Rejected {
+            self.rt.entry.counters.rejected.inc();
+        }
         let dead_letter = match (route.on_error, &route.dead_letter) {
             (ErrorAction::DeadLetter, Some(dlq)) => Some(dlq),
             _ => None,
@@ -168,7 +171,7 @@ impl Worker {
             let record = dead_letter_record(&route.name, &dlq.topic, event, &failure, attempts);
             match self.produce_all(std::slice::from_ref(&record)).await {
                 Ok(deliveries) => {
-                    RouteCounters::add(&self.rt.entry.counters.dead_lettered, 1);
+                    self.rt.entry.counters.dead_lettered.inc();
                     return Some((deliveries, true));
                 }
                 Err(sink_failure) => {
@@ -309,7 +312,7 @@ async fn acker(
             }
         }
         if !p.dead_lettered {
-            RouteCounters::add(&rt.entry.counters.records_out, outputs);
+            rt.entry.counters.records_out.inc_by(outputs);
         }
         done = Some(p.offset);
         // Store once per burst rather than per record.

@@ -1,10 +1,12 @@
 //! What each route is doing, for `/healthz`, the logs and operators.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
+
+use crate::metrics::{self, RouteLabels};
 
 /// Lifecycle of a route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,24 +24,38 @@ pub enum RouteState {
     Stopped,
 }
 
-/// Counters of one route, updated on the hot path without locks.
-#[derive(Debug, Default)]
+/// Counters of one route, updated on the hot path without locks. They are
+/// the route's Prometheus counters (see [`crate::metrics`]).
+#[derive(Debug)]
 pub struct RouteCounters {
     /// Source records taken from the consumer.
-    pub records_in: AtomicU64,
+    pub records_in: Counter,
     /// Output records acknowledged by the broker (sink and named outputs).
-    pub records_out: AtomicU64,
+    pub records_out: Counter,
     /// Source records that produced no output.
-    pub dropped: AtomicU64,
+    pub dropped: Counter,
+    /// Source records a plugin rejected (dead-lettered or halting).
+    pub rejected: Counter,
     /// Source records written to the dead-letter topic.
-    pub dead_lettered: AtomicU64,
+    pub dead_lettered: Counter,
     /// Retries of retryable failures.
-    pub retries: AtomicU64,
+    pub retries: Counter,
 }
 
 impl RouteCounters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    fn for_route(route: &str) -> RouteCounters {
+        let m = metrics::global();
+        let labels = RouteLabels {
+            route: route.to_owned(),
+        };
+        RouteCounters {
+            records_in: m.records_in.get_or_create(&labels).clone(),
+            records_out: m.records_out.get_or_create(&labels).clone(),
+            dropped: m.dropped.get_or_create(&labels).clone(),
+            rejected: m.rejected.get_or_create(&labels).clone(),
+            dead_lettered: m.dead_lettered.get_or_create(&labels).clone(),
+            retries: m.retries.get_or_create(&labels).clone(),
+        }
     }
 }
 
@@ -86,6 +102,7 @@ pub struct RouteReport {
     pub records_in: u64,
     pub records_out: u64,
     pub dropped: u64,
+    pub rejected: u64,
     pub dead_lettered: u64,
     pub retries: u64,
 }
@@ -95,7 +112,7 @@ impl StatusBoard {
     pub fn register(&self, name: &str, chain: String) -> Arc<RouteEntry> {
         let entry = Arc::new(RouteEntry {
             state: RwLock::new(RouteState::Starting),
-            counters: RouteCounters::default(),
+            counters: RouteCounters::for_route(name),
             chain: RwLock::new(chain),
         });
         self.routes
@@ -115,7 +132,7 @@ impl StatusBoard {
     }
 
     pub fn report(&self) -> Vec<RouteReport> {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let load = |c: &Counter| c.get();
         self.routes
             .read()
             .expect("board lock")
@@ -127,6 +144,7 @@ impl StatusBoard {
                 records_in: load(&r.counters.records_in),
                 records_out: load(&r.counters.records_out),
                 dropped: load(&r.counters.dropped),
+                rejected: load(&r.counters.rejected),
                 dead_lettered: load(&r.counters.dead_lettered),
                 retries: load(&r.counters.retries),
             })
