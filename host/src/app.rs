@@ -1,27 +1,22 @@
 //! Starting the platform: routes file, Kafka, plugins, HTTP, routes; and
 //! stopping it cleanly on SIGTERM or Ctrl-C.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::producer::Producer as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Route};
-use crate::control::PluginCatalog;
+use crate::config::Config;
+use crate::control::{watch, ControlPlane, Deps};
 use crate::http::{AdminToken, AppState, KafkaInfo};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::kafka::{KafkaSettings, LoggingContext};
-use crate::plugin::cache::CacheOutcome;
-use crate::plugin::pool::Limits;
-use crate::plugin::{InstancePool, LoadedPlugin, PluginRuntime};
-use crate::route::chain::Chain;
+use crate::plugin::PluginRuntime;
 use crate::route::status::StatusBoard;
-use crate::route::{self, Producer, RouteRuntime};
+use crate::route::Producer;
 
 /// What `switchyard run` needs.
 #[derive(Debug, Clone)]
@@ -70,20 +65,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 
     let runtime = PluginRuntime::new(opts.cache_dir.clone())?;
     let board = StatusBoard::default();
-    let (runtimes, loaded) = build_routes(&runtime, &routes, &board)?;
     let producer = create_producer(&kafka)?;
-
-    let listener = tokio::net::TcpListener::bind(opts.http)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
-    tracing::info!(addr = %opts.http, "HTTP API listening (GET /healthz)");
     let shutdown = CancellationToken::new();
-    let catalog = PluginCatalog::new(
-        runtime.clone(),
-        config.plugins_dir.clone(),
-        &loaded,
-        runtimes.clone(),
-    );
     // Plugins may be added later, by file or through the admin API.
     std::fs::create_dir_all(&config.plugins_dir).with_context(|| {
         format!(
@@ -91,14 +74,31 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             config.plugins_dir.display()
         )
     })?;
-    crate::control::watch::spawn(catalog.clone(), shutdown.clone()).with_context(|| {
+    let control = ControlPlane::new(Deps {
+        runtime,
+        kafka: kafka.clone(),
+        producer: producer.clone(),
+        board: board.clone(),
+        shutdown: shutdown.clone(),
+        config_path: opts.config.clone(),
+        plugins_dir: config.plugins_dir.clone(),
+    });
+    control.start(routes).await?;
+
+    let listener = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
+    tracing::info!(addr = %opts.http, "HTTP API listening (GET /healthz, /metrics, /admin)");
+    watch::plugins(control.clone(), shutdown.clone()).with_context(|| {
         format!(
             "cannot watch the plugins directory {}",
             config.plugins_dir.display()
         )
     })?;
+    watch::routes_file(control.clone(), shutdown.clone())
+        .with_context(|| format!("cannot watch the routes file {}", opts.config.display()))?;
     if opts.admin_token.is_none() {
-        tracing::warn!("no admin token configured: admin changes (plugin uploads) are refused; set SWITCHYARD_ADMIN_TOKEN or --admin-token-file");
+        tracing::warn!("no admin token configured: admin changes are refused; set SWITCHYARD_ADMIN_TOKEN or --admin-token-file");
     }
     let app = crate::http::app(AppState {
         board: board.clone(),
@@ -106,7 +106,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             brokers: kafka.brokers.clone(),
             embedded: kafka.embedded,
         },
-        catalog,
+        control: control.clone(),
         admin_token: opts.admin_token.clone(),
     });
     let http_stop = shutdown.clone();
@@ -116,22 +116,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             .await
     });
 
-    let tasks: Vec<_> = runtimes
-        .into_iter()
-        .map(|rt| {
-            tokio::spawn(route::run(
-                rt,
-                kafka.clone(),
-                producer.clone(),
-                shutdown.clone(),
-            ))
-        })
-        .collect();
-
     wait_for_signal().await;
     tracing::info!("shutting down: draining in-flight records and committing offsets");
     shutdown.cancel();
-    futures::future::join_all(tasks).await;
+    control.stop_all().await;
     let flush = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)));
     if let Ok(Err(e)) = flush.await {
         tracing::warn!(error = %e, "producer flush incomplete");
@@ -162,67 +150,6 @@ fn warn_embedded(addr: &str) {
          Set --brokers, SWITCHYARD_BROKERS or `kafka.brokers` in the routes file to use a \
          real cluster."
     );
-}
-
-/// Load each plugin once, then give every route step its own instance
-/// pool (its own configuration and state).
-fn build_routes(
-    runtime: &PluginRuntime,
-    routes: &[Route],
-    board: &StatusBoard,
-) -> anyhow::Result<(Vec<Arc<RouteRuntime>>, Vec<LoadedPlugin>)> {
-    let mut loaded: HashMap<&Path, LoadedPlugin> = HashMap::new();
-    let mut out = Vec::with_capacity(routes.len());
-    for route in routes {
-        let mut pools = Vec::with_capacity(route.chain.len());
-        for (i, step) in route.chain.iter().enumerate() {
-            let context = || {
-                format!(
-                    "route `{}`, chain step {} (`{}`)",
-                    route.name,
-                    i + 1,
-                    step.plugin
-                )
-            };
-            let plugin = match loaded.get(step.path.as_path()) {
-                Some(p) => p.clone(),
-                None => {
-                    let started = std::time::Instant::now();
-                    let p = runtime.load(&step.path).with_context(context)?;
-                    tracing::info!(
-                        plugin = %p.version_tag(),
-                        compiled = p.cache == CacheOutcome::Compiled,
-                        elapsed = ?started.elapsed(),
-                        "plugin loaded"
-                    );
-                    loaded.insert(step.path.as_path(), p.clone());
-                    p
-                }
-            };
-            let limits = Limits {
-                call_timeout: route.tuning.call_timeout(),
-                memory_bytes: route.tuning.memory_limit_bytes(),
-            };
-            let pool = InstancePool::new(
-                runtime.clone(),
-                plugin,
-                step.config_json.clone(),
-                &route.name,
-                limits,
-            )
-            .with_context(context)?;
-            pools.push(pool);
-        }
-        let outputs = route
-            .outputs
-            .iter()
-            .map(|(name, sink)| (name.clone(), sink.topic.clone()))
-            .collect();
-        let chain = Chain::new(pools, &route.sink.topic, &outputs);
-        let entry = board.register(&route.name, chain.versions().to_owned());
-        out.push(Arc::new(RouteRuntime::new(route.clone(), chain, entry)));
-    }
-    Ok((out, loaded.into_values().collect()))
 }
 
 fn create_producer(kafka: &KafkaSettings) -> anyhow::Result<Producer> {

@@ -73,7 +73,7 @@ pub struct KafkaConfig {
 }
 
 /// Per-route knobs with defaults. Every field is optional in the file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteTuning {
     /// Most records handed to a plugin in one call (default 256).
@@ -136,6 +136,10 @@ pub struct RouteConfig {
     pub call_timeout_ms: Option<u64>,
     /// Overrides `[defaults].memory_limit_mib` for this route.
     pub memory_limit_mib: Option<u64>,
+    /// A paused route consumes nothing; its committed offsets wait for it.
+    /// Set by `POST /admin/routes/NAME/pause` and `/resume`, or by hand.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// Source topics and consumer group.
@@ -217,7 +221,7 @@ fn empty_table() -> toml::Table {
 }
 
 /// A route with defaults applied and paths resolved: what the runtime uses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub name: String,
     pub topics: Vec<String>,
@@ -231,10 +235,11 @@ pub struct Route {
     pub max_retries: u32,
     pub backoff: Duration,
     pub tuning: RouteTuning,
+    pub paused: bool,
 }
 
 /// A chain step whose plugin file has been found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedStep {
     pub plugin: String,
     pub path: PathBuf,
@@ -352,6 +357,7 @@ impl Config {
                     memory_limit_mib: r.memory_limit_mib,
                 }
                 .or(&self.defaults),
+                paused: r.paused,
             });
         }
         Ok(routes)

@@ -244,7 +244,7 @@ async fn plugin_upload_needs_the_token_and_names_every_bad_request() {
         (200, &serde_json::json!("unchanged"))
     );
     let (_, routes) = http_request("GET", &url("/admin/routes"), None, vec![]);
-    assert_eq!(routes[0]["chain"], version(&v2).as_str());
+    assert_eq!(routes["routes"][0]["chain"], version(&v2).as_str());
     assert_eq!(chain_of_next_output(&t, 0).await, version(&v2));
 
     let (code, body) = http_request("GET", &url("/admin/nothing-here"), None, vec![]);

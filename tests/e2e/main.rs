@@ -1,6 +1,7 @@
 //! End-to-end tests: the switchyard binary against a real Kafka broker.
 //! One test binary, so everything builds once.
 
+mod admin_routes;
 mod bad_input;
 mod delivery;
 mod hot_reload;

@@ -328,6 +328,11 @@ impl Switchyard {
         );
     }
 
+    /// The routes file this process runs.
+    pub fn routes_file(&self) -> PathBuf {
+        self._dir.path().join("routes.toml")
+    }
+
     /// Resident memory of the process, from `/proc`, in KiB.
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().expect("running").id();

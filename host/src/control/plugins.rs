@@ -7,15 +7,16 @@
 //! chains in. Anything failing refuses the file: the serving version stays,
 //! and the refusal is recorded for `GET /admin/plugins` and logged.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use serde::Serialize;
 
-use crate::plugin::cache::content_hash;
-use crate::plugin::{LoadedPlugin, PluginRuntime};
+use super::ControlPlane;
+use crate::plugin::cache::{content_hash, CacheOutcome};
+use crate::plugin::LoadedPlugin;
 use crate::route::RouteRuntime;
 
 /// What an operator sees of one plugin.
@@ -64,82 +65,64 @@ pub enum ReloadOutcome {
     Refused(Refusal),
 }
 
-/// Every plugin known to this process, and the routes to swap into.
-#[derive(Clone)]
-pub struct PluginCatalog {
-    inner: Arc<Inner>,
+/// A catalog entry: the status and the serving version itself.
+#[derive(Default)]
+pub(super) struct PluginEntry {
+    status: PluginStatus,
+    serving: Option<LoadedPlugin>,
 }
 
-struct Inner {
-    runtime: PluginRuntime,
-    plugins_dir: PathBuf,
-    routes: Vec<Arc<RouteRuntime>>,
-    status: Mutex<BTreeMap<String, PluginStatus>>,
-    /// One reload at a time, so two changes cannot interleave their swaps.
-    reloading: tokio::sync::Mutex<()>,
-}
-
-impl PluginCatalog {
-    /// A catalog of the plugins `routes` were started with.
-    pub fn new(
-        runtime: PluginRuntime,
-        plugins_dir: PathBuf,
-        loaded: &[LoadedPlugin],
-        routes: Vec<Arc<RouteRuntime>>,
-    ) -> PluginCatalog {
-        let status = loaded
-            .iter()
-            .map(|p| {
-                let status = PluginStatus {
-                    name: p.name.clone(),
-                    serving: Some(p.version_tag()),
-                    hash: Some(p.hash.clone()),
-                    used_by: users(&routes, &p.name),
-                    ..PluginStatus::default()
-                };
-                (p.name.clone(), status)
-            })
-            .collect();
-        PluginCatalog {
-            inner: Arc::new(Inner {
-                runtime,
-                plugins_dir,
-                routes,
-                status: Mutex::new(status),
-                reloading: tokio::sync::Mutex::new(()),
-            }),
-        }
-    }
-
-    pub fn plugins_dir(&self) -> &Path {
-        &self.inner.plugins_dir
-    }
-
+impl ControlPlane {
     /// Every plugin's status, by name.
-    pub fn statuses(&self) -> Vec<PluginStatus> {
-        self.inner
-            .status
-            .lock()
-            .expect("status lock")
-            .values()
-            .cloned()
-            .collect()
+    pub fn plugin_statuses(&self) -> Vec<PluginStatus> {
+        let names: Vec<String> = self.plugins().keys().cloned().collect();
+        names.iter().filter_map(|n| self.plugin_status(n)).collect()
     }
 
-    pub fn status(&self, name: &str) -> Option<PluginStatus> {
-        self.inner
-            .status
-            .lock()
-            .expect("status lock")
-            .get(name)
-            .cloned()
+    pub fn plugin_status(&self, name: &str) -> Option<PluginStatus> {
+        let mut status = self.plugins().get(name)?.status.clone();
+        status.used_by = self
+            .routes_using(name)
+            .iter()
+            .map(|r| r.route.name.clone())
+            .collect();
+        Some(status)
+    }
+
+    fn plugins(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, PluginEntry>> {
+        self.inner.plugins.lock().expect("plugin catalog lock")
+    }
+
+    /// The serving version of plugin `name`, loading `path` the first time
+    /// (for a route being built). Blocking: call off the async threads.
+    pub(super) fn plugin_for(&self, name: &str, path: &Path) -> anyhow::Result<LoadedPlugin> {
+        if let Some(plugin) = self.plugins().get(name).and_then(|e| e.serving.clone()) {
+            return Ok(plugin);
+        }
+        let started = Instant::now();
+        let plugin = self.inner.deps.runtime.load(path)?;
+        tracing::info!(
+            plugin = %plugin.version_tag(),
+            compiled = plugin.cache == CacheOutcome::Compiled,
+            elapsed = ?started.elapsed(),
+            "plugin loaded"
+        );
+        let mut plugins = self.plugins();
+        let entry = plugins.entry(name.to_owned()).or_default();
+        entry.status.name = name.to_owned();
+        entry.status.serving = Some(plugin.version_tag());
+        entry.status.hash = Some(plugin.hash.clone());
+        entry.serving = Some(plugin.clone());
+        Ok(plugin)
     }
 
     /// Reload `NAME.wasm` from the plugins directory; `noticed` is when the
     /// change was first seen, for the reload latency.
-    pub async fn reload(&self, name: &str, noticed: Instant) -> ReloadOutcome {
-        let _one_at_a_time = self.inner.reloading.lock().await;
-        let path = self.inner.plugins_dir.join(format!("{name}.wasm"));
+    pub async fn reload_plugin(&self, name: &str, noticed: Instant) -> ReloadOutcome {
+        let _one_change_at_a_time = self.inner.changes.lock().await;
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -147,42 +130,42 @@ impl PluginCatalog {
                 return ReloadOutcome::Missing;
             }
             Err(e) => {
-                return self.refuse(
-                    name,
-                    content_hash(&[]),
-                    format!("cannot read {}: {e}", path.display()),
-                )
+                let reason = format!("cannot read {}: {e}", path.display());
+                return self.refuse(name, content_hash(&[]), reason);
             }
         };
         let hash = content_hash(&bytes);
-        {
-            let mut status = self.inner.status.lock().expect("status lock");
-            if let Some(status) = status.get_mut(name) {
-                if status.hash.as_deref() == Some(hash.as_str()) {
-                    // Back to the serving version: nothing to swap, and an
-                    // earlier refusal no longer describes the file.
-                    status.refused = None;
-                    return ReloadOutcome::Unchanged;
-                }
-                if status.refused.as_ref().is_some_and(|r| r.hash == hash) {
-                    return ReloadOutcome::Unchanged;
-                }
+        if let Some(entry) = self.plugins().get_mut(name) {
+            if entry.status.hash.as_deref() == Some(hash.as_str()) {
+                // Back to the serving version: nothing to swap, and an
+                // earlier refusal no longer describes the file.
+                entry.status.refused = None;
+                return ReloadOutcome::Unchanged;
+            }
+            if entry
+                .status
+                .refused
+                .as_ref()
+                .is_some_and(|r| r.hash == hash)
+            {
+                return ReloadOutcome::Unchanged;
             }
         }
 
         // Compile, check and init off the async threads: compiling takes
         // from milliseconds to seconds.
-        let inner = self.inner.clone();
+        let using = self.routes_using(name);
+        let runtime = self.inner.deps.runtime.clone();
         let plugin_name = name.to_owned();
         let prepared = tokio::task::spawn_blocking(move || {
-            let plugin = inner
-                .runtime
+            let plugin = runtime
                 .load_bytes(&plugin_name, &path, &bytes)
-                .map_err(|e| format!("loading `{plugin_name}` from {}: {e:#}", path.display()))?;
-            let mut swaps = Vec::new();
-            for route in &inner.routes {
+                .with_context(|| format!("loading `{plugin_name}` from {}", path.display()))
+                .map_err(|e| format!("{e:#}"))?;
+            let mut swaps = Vec::with_capacity(using.len());
+            for route in using {
                 match route.chain().with_version(&plugin) {
-                    Ok(Some(chain)) => swaps.push((route.clone(), chain)),
+                    Ok(Some(chain)) => swaps.push((route, chain)),
                     Ok(None) => {}
                     Err(e) => return Err(format!("route `{}`: {e}", route.route.name)),
                 }
@@ -203,18 +186,19 @@ impl PluginCatalog {
         }
         let elapsed = noticed.elapsed();
         tracing::info!(
-            plugin = %version, routes = ?routes, elapsed = ?elapsed, compiled = plugin.cache == crate::plugin::cache::CacheOutcome::Compiled,
+            plugin = %version, routes = ?routes, elapsed = ?elapsed,
+            compiled = plugin.cache == CacheOutcome::Compiled,
             "plugin version swapped in"
         );
-        let mut status = self.inner.status.lock().expect("status lock");
-        let entry = status.entry(name.to_owned()).or_default();
-        entry.name = name.to_owned();
-        entry.serving = Some(version.clone());
-        entry.hash = Some(plugin.hash.clone());
-        entry.used_by = users(&self.inner.routes, name);
-        entry.reloads += 1;
-        entry.last_reload_ms = Some(elapsed.as_millis() as u64);
-        entry.refused = None;
+        let mut plugins = self.plugins();
+        let entry = plugins.entry(name.to_owned()).or_default();
+        entry.status.name = name.to_owned();
+        entry.status.serving = Some(version.clone());
+        entry.status.hash = Some(plugin.hash.clone());
+        entry.status.reloads += 1;
+        entry.status.last_reload_ms = Some(elapsed.as_millis() as u64);
+        entry.status.refused = None;
+        entry.serving = Some(plugin);
         ReloadOutcome::Swapped { version, routes }
     }
 
@@ -228,20 +212,18 @@ impl PluginCatalog {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or_default(),
         };
-        let mut status = self.inner.status.lock().expect("status lock");
-        let entry = status.entry(name.to_owned()).or_default();
-        entry.name = name.to_owned();
-        entry.used_by = users(&self.inner.routes, name);
-        entry.refused = Some(refusal.clone());
+        let mut plugins = self.plugins();
+        let entry = plugins.entry(name.to_owned()).or_default();
+        entry.status.name = name.to_owned();
+        entry.status.refused = Some(refusal.clone());
         ReloadOutcome::Refused(refusal)
     }
-}
 
-/// Names of the routes whose chain runs plugin `name`.
-fn users(routes: &[Arc<RouteRuntime>], name: &str) -> Vec<String> {
-    routes
-        .iter()
-        .filter(|r| r.chain().uses(name))
-        .map(|r| r.route.name.clone())
-        .collect()
+    /// The live routes whose chain runs plugin `name`.
+    fn routes_using(&self, name: &str) -> Vec<Arc<RouteRuntime>> {
+        self.live_runtimes()
+            .into_iter()
+            .filter(|r| r.chain().uses(name))
+            .collect()
+    }
 }

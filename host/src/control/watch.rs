@@ -1,24 +1,63 @@
-//! Watching the plugins directory: a created, written or renamed-in
-//! `NAME.wasm` is reloaded once no event has touched it for [`QUIET`], so a
-//! file being copied in is read whole (a file that stays truncated is read
-//! as it is, and refused).
+//! Watching files: a created, written or renamed-in plugin file is reloaded,
+//! and a changed routes file applied, once no event has touched it for
+//! [`QUIET`], so that a file being copied in is read whole (a file that
+//! stays truncated is read as it is, and refused).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::PluginCatalog;
+use super::ControlPlane;
 
-/// How long a plugin file must be left alone before it is read.
+/// How long a file must be left alone before it is read.
 pub const QUIET: Duration = Duration::from_millis(200);
 
-/// Watch the catalog's plugins directory until `stop`; reload what changes.
-/// Fails only if the directory cannot be watched at all.
-pub fn spawn(catalog: PluginCatalog, stop: CancellationToken) -> anyhow::Result<()> {
+/// Watch the plugins directory until `stop`; reload what changes.
+pub fn plugins(control: ControlPlane, stop: CancellationToken) -> anyhow::Result<()> {
+    let dir = control.plugins_dir().to_owned();
+    debounced(&dir, plugin_name, stop, move |name, noticed| {
+        let control = control.clone();
+        Box::pin(async move {
+            control.reload_plugin(&name, noticed).await;
+        })
+    })
+}
+
+/// Watch the routes file until `stop`; apply what changes. Its directory is
+/// watched, since editors and deploy tools replace a file by renaming.
+pub fn routes_file(control: ControlPlane, stop: CancellationToken) -> anyhow::Result<()> {
+    let path = control.config_path().to_owned();
+    let file_name = path.file_name().map(ToOwned::to_owned);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let is_routes_file = move |p: &Path| (p.file_name() == file_name.as_deref()).then(String::new);
+    debounced(&dir, is_routes_file, stop, move |_, _| {
+        let control = control.clone();
+        Box::pin(async move {
+            let _ = control.reload_routes_file().await;
+        })
+    })
+}
+
+type Handler = dyn Fn(String, Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Watch `dir`; for each path `key_of` maps to a key, call `handle` with the
+/// key and the first event's time once the key has been quiet for [`QUIET`].
+fn debounced(
+    dir: &Path,
+    key_of: impl Fn(&Path) -> Option<String> + Send + 'static,
+    stop: CancellationToken,
+    handle: impl Fn(String, Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -26,27 +65,28 @@ pub fn spawn(catalog: PluginCatalog, stop: CancellationToken) -> anyhow::Result<
             return;
         }
         for path in &event.paths {
-            if let Some(name) = plugin_name(path) {
-                let _ = tx.send(name);
+            if let Some(key) = key_of(path) {
+                let _ = tx.send(key);
             }
         }
     })?;
-    watcher.watch(catalog.plugins_dir(), RecursiveMode::NonRecursive)?;
-    tracing::info!(dir = %catalog.plugins_dir().display(), "watching for plugin changes");
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    tracing::info!(dir = %dir.display(), "watching for changes");
+    let handle: Arc<Handler> = Arc::new(handle);
 
     tokio::spawn(async move {
         // Keep the watcher alive as long as this task.
         let _watcher = watcher;
-        // Plugin name -> (first event, last event) of changes not yet read.
+        // Key -> (first event, last event) of changes not yet handled.
         let mut pending: HashMap<String, (Instant, Instant)> = HashMap::new();
         loop {
             let next_due = pending.values().map(|(_, last)| *last + QUIET).min();
             tokio::select! {
                 _ = stop.cancelled() => return,
-                name = rx.recv() => match name {
-                    Some(name) => {
+                key = rx.recv() => match key {
+                    Some(key) => {
                         let now = Instant::now();
-                        pending.entry(name).and_modify(|(_, last)| *last = now).or_insert((now, now));
+                        pending.entry(key).and_modify(|(_, last)| *last = now).or_insert((now, now));
                     }
                     None => return,
                 },
@@ -55,11 +95,11 @@ pub fn spawn(catalog: PluginCatalog, stop: CancellationToken) -> anyhow::Result<
                     let due: Vec<(String, Instant)> = pending
                         .iter()
                         .filter(|(_, (_, last))| *last + QUIET <= now)
-                        .map(|(name, (first, _))| (name.clone(), *first))
+                        .map(|(key, (first, _))| (key.clone(), *first))
                         .collect();
-                    for (name, first) in due {
-                        pending.remove(&name);
-                        catalog.reload(&name, first).await;
+                    for (key, first) in due {
+                        pending.remove(&key);
+                        handle(key, first).await;
                     }
                 }
             }

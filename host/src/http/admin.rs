@@ -1,49 +1,158 @@
 //! The admin API, under `/admin`: what routes and plugins run, and changes
 //! to them. Reads are open; changes need the admin token.
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `GET /admin/routes` | every route: state, chain versions, counters |
+//! | `GET /admin/routes/NAME` | one route |
+//! | `POST /admin/routes` | create a route (JSON, as in the routes file) |
+//! | `PUT /admin/routes/NAME` | replace a route |
+//! | `DELETE /admin/routes/NAME` | delete a route |
+//! | `POST /admin/routes/NAME/pause`, `/resume` | stop or restart consuming |
+//! | `GET /admin/plugins`, `GET /admin/plugins/NAME` | plugin versions, users, refusals |
+//! | `PUT /admin/plugins/NAME` | upload a component and swap it in |
+//!
+//! Route changes are written to the routes file, so a restart keeps them.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
 use super::{auth, ApiError, AppState};
-use crate::control::ReloadOutcome;
+use crate::control::{ReloadOutcome, RouteChangeError};
 use crate::route::status::RouteReport;
 
 /// Largest plugin upload: a Python component is ~18 MiB.
 const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
 pub fn router(state: AppState) -> Router {
-    let writes = Router::new()
-        .route("/admin/plugins/{name}", axum::routing::put(upload_plugin))
-        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES))
+    let changes = Router::new()
+        .route(
+            "/admin/plugins/{name}",
+            put(upload_plugin).layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES)),
+        )
+        .route("/admin/routes", post(create_route))
+        .route(
+            "/admin/routes/{name}",
+            put(replace_route).delete(delete_route),
+        )
+        .route("/admin/routes/{name}/pause", post(pause_route))
+        .route("/admin/routes/{name}/resume", post(resume_route))
         .layer(middleware::from_fn_with_state(
             state.admin_token.clone(),
             auth::require_token,
         ));
     Router::new()
         .route("/admin/routes", get(list_routes))
+        .route("/admin/routes/{name}", get(get_route))
         .route("/admin/plugins", get(list_plugins))
         .route("/admin/plugins/{name}", get(get_plugin))
-        .merge(writes)
+        .merge(changes)
         .with_state(state)
 }
 
-async fn list_routes(State(state): State<AppState>) -> Json<Vec<RouteReport>> {
-    Json(state.board.report())
+async fn list_routes(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "routes": state.board.report(),
+        "routes_file": state.control.config_path(),
+        "routes_file_refused": state.control.routes_file_refused(),
+    }))
+}
+
+async fn get_route(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<RouteReport>, ApiError> {
+    state
+        .board
+        .report()
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(Json)
+        .ok_or_else(|| no_route(&name))
+}
+
+async fn create_route(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let route = json_route(&body)?;
+    let applied = state
+        .control
+        .create_route(&route)
+        .await
+        .map_err(change_error)?;
+    Ok((StatusCode::CREATED, Json(json!({ "applied": applied }))))
+}
+
+async fn replace_route(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let mut route = json_route(&body)?;
+    // The URL names the route; the body may leave its name out.
+    if let Value::Object(fields) = &mut route {
+        fields
+            .entry("name")
+            .or_insert_with(|| Value::String(name.clone()));
+    }
+    let applied = state
+        .control
+        .replace_route(&name, &route)
+        .await
+        .map_err(change_error)?;
+    Ok(Json(json!({ "applied": applied })))
+}
+
+async fn delete_route(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let applied = state
+        .control
+        .delete_route(&name)
+        .await
+        .map_err(change_error)?;
+    Ok(Json(json!({ "applied": applied })))
+}
+
+async fn pause_route(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let applied = state
+        .control
+        .set_paused(&name, true)
+        .await
+        .map_err(change_error)?;
+    Ok(Json(json!({ "applied": applied })))
+}
+
+async fn resume_route(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let applied = state
+        .control
+        .set_paused(&name, false)
+        .await
+        .map_err(change_error)?;
+    Ok(Json(json!({ "applied": applied })))
 }
 
 async fn list_plugins(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "plugins": state.catalog.statuses() }))
+    Json(json!({ "plugins": state.control.plugin_statuses() }))
 }
 
 async fn get_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.catalog.status(&name) {
+    match state.control.plugin_status(&name) {
         Some(status) => Ok(Json(json!(status))),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -70,7 +179,7 @@ async fn upload_plugin(
         ));
     }
     let noticed = std::time::Instant::now();
-    let path = state.catalog.plugins_dir().join(format!("{name}.wasm"));
+    let path = state.control.plugins_dir().join(format!("{name}.wasm"));
     let write =
         tokio::task::spawn_blocking(move || crate::plugin_build::write_atomically(&path, &body))
             .await
@@ -82,12 +191,12 @@ async fn upload_plugin(
             format!("cannot write the plugin into the plugins directory: {e}"),
         ));
     }
-    match state.catalog.reload(&name, noticed).await {
+    match state.control.reload_plugin(&name, noticed).await {
         ReloadOutcome::Swapped { version, routes } => Ok(Json(json!({
             "outcome": "swapped", "version": version, "routes": routes,
         }))),
         ReloadOutcome::Unchanged | ReloadOutcome::Missing => Ok(Json(json!({
-            "outcome": "unchanged", "status": state.catalog.status(&name),
+            "outcome": "unchanged", "status": state.control.plugin_status(&name),
         }))),
         ReloadOutcome::Refused(refusal) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -114,4 +223,30 @@ fn check_plugin_name(name: &str) -> Result<(), ApiError> {
             format!("invalid plugin name {name:?}: use 1 to 64 letters, digits, '-' or '_'"),
         ))
     }
+}
+
+fn no_route(name: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no route named `{name}`"))
+}
+
+/// The body as JSON, whatever its `Content-Type` says (`curl -d @route.json`
+/// sends a form type).
+fn json_route(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be a JSON route: {e}"),
+        )
+    })
+}
+
+fn change_error(e: RouteChangeError) -> ApiError {
+    let status = match &e {
+        RouteChangeError::NotFound(_) => StatusCode::NOT_FOUND,
+        RouteChangeError::Exists(_) => StatusCode::CONFLICT,
+        RouteChangeError::Invalid(_) => StatusCode::BAD_REQUEST,
+        RouteChangeError::CannotStart(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        RouteChangeError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
 }

@@ -17,7 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::control::PluginCatalog;
+use crate::control::ControlPlane;
 use crate::route::status::{RouteReport, StatusBoard};
 pub use auth::AdminToken;
 
@@ -26,7 +26,7 @@ pub use auth::AdminToken;
 pub struct AppState {
     pub board: StatusBoard,
     pub kafka: KafkaInfo,
-    pub catalog: PluginCatalog,
+    pub control: ControlPlane,
     /// `None`: admin changes are refused (403).
     pub admin_token: Option<AdminToken>,
 }

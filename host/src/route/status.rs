@@ -20,6 +20,8 @@ pub enum RouteState {
     Running,
     /// Stopped by its error policy; `reason` names the record and error.
     Halted { reason: String },
+    /// Paused by an operator: consumes nothing until resumed.
+    Paused,
     /// Shut down cleanly.
     Stopped,
 }
@@ -122,13 +124,18 @@ impl StatusBoard {
         entry
     }
 
-    /// True when every registered route is running.
+    /// True when every registered route is running, or paused on purpose.
     pub fn all_running(&self) -> bool {
         self.routes
             .read()
             .expect("board lock")
             .values()
-            .all(|r| r.state() == RouteState::Running)
+            .all(|r| matches!(r.state(), RouteState::Running | RouteState::Paused))
+    }
+
+    /// Take a deleted route off the board.
+    pub fn remove(&self, name: &str) {
+        self.routes.write().expect("board lock").remove(name);
     }
 
     pub fn report(&self) -> Vec<RouteReport> {
