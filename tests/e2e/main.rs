@@ -12,3 +12,4 @@ mod plugin_python;
 mod plugin_redact;
 mod plugin_validate;
 mod sandbox;
+mod shadow;

@@ -13,6 +13,7 @@
 pub mod plugins;
 pub mod routes;
 pub mod routes_file;
+pub mod shadow;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::route::status::StatusBoard;
 use crate::route::Producer;
 pub use plugins::{PluginStatus, Refusal, ReloadOutcome};
 pub use routes::RouteChangeError;
+pub use shadow::ShadowError;
 
 /// What the control plane works with.
 pub struct Deps {

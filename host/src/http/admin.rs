@@ -11,6 +11,11 @@
 //! | `POST /admin/routes/NAME/pause`, `/resume` | stop or restart consuming |
 //! | `GET /admin/plugins`, `GET /admin/plugins/NAME` | plugin versions, users, refusals |
 //! | `PUT /admin/plugins/NAME` | upload a component and swap it in |
+//! | `PUT /admin/candidates/NAME` | upload a candidate component (not served) |
+//! | `POST /admin/routes/NAME/shadow` | attach a candidate to a step: `{"candidate": "...", "step": 1}` |
+//! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences |
+//! | `POST /admin/routes/NAME/shadow/promote` | the candidate becomes the plugin's serving version |
+//! | `DELETE /admin/routes/NAME/shadow` | discard the candidate |
 //!
 //! Route changes are written to the routes file, so a restart keeps them.
 
@@ -22,7 +27,7 @@ use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
 use super::{auth, ApiError, AppState};
-use crate::control::{ReloadOutcome, RouteChangeError};
+use crate::control::{ReloadOutcome, RouteChangeError, ShadowError};
 use crate::route::status::RouteReport;
 
 /// Largest plugin upload: a Python component is ~18 MiB.
@@ -39,6 +44,15 @@ pub fn router(state: AppState) -> Router {
             "/admin/routes/{name}",
             put(replace_route).delete(delete_route),
         )
+        .route(
+            "/admin/candidates/{name}",
+            put(upload_candidate).layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES)),
+        )
+        .route(
+            "/admin/routes/{name}/shadow",
+            post(attach_shadow).delete(discard_shadow),
+        )
+        .route("/admin/routes/{name}/shadow/promote", post(promote_shadow))
         .route("/admin/routes/{name}/pause", post(pause_route))
         .route("/admin/routes/{name}/resume", post(resume_route))
         .layer(middleware::from_fn_with_state(
@@ -48,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/routes", get(list_routes))
         .route("/admin/routes/{name}", get(get_route))
+        .route("/admin/routes/{name}/shadow", get(shadow_report))
         .route("/admin/plugins", get(list_plugins))
         .route("/admin/plugins/{name}", get(get_plugin))
         .merge(changes)
@@ -206,6 +221,118 @@ async fn upload_plugin(
             ),
         )),
     }
+}
+
+/// `PUT /admin/candidates/NAME`: store a component for shadowing. It is
+/// loaded and checked when attached.
+async fn upload_candidate(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_plugin_name(&name)?;
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the request body is empty: send the component's bytes",
+        ));
+    }
+    let dir = state.control.candidates_dir();
+    let path = dir.join(format!("{name}.wasm"));
+    let hash = crate::plugin::cache::content_hash(&body);
+    let write = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        crate::plugin_build::write_atomically(&path, &body)
+    })
+    .await
+    .expect("candidate write panicked");
+    if let Err(e) = write {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write the candidate: {e:#}"),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "candidate": name, "hash": hash })),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttachShadow {
+    /// A candidate's name (a file in the candidates directory).
+    candidate: String,
+    /// The chain step, from 1; may be left out for a one-step chain.
+    step: Option<usize>,
+}
+
+async fn attach_shadow(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: AttachShadow = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {{\"candidate\": \"NAME\", \"step\": N}}: {e}"),
+        )
+    })?;
+    check_plugin_name(&request.candidate)?;
+    let report = state
+        .control
+        .attach_shadow(&name, request.step, &request.candidate)
+        .await
+        .map_err(shadow_error)?;
+    Ok(Json(json!(report)))
+}
+
+async fn shadow_report(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let report = state.control.shadow_report(&name).map_err(shadow_error)?;
+    Ok(Json(json!(report)))
+}
+
+async fn discard_shadow(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let report = state
+        .control
+        .discard_shadow(&name)
+        .await
+        .map_err(shadow_error)?;
+    Ok(Json(json!({ "discarded": report })))
+}
+
+async fn promote_shadow(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (report, outcome) = state
+        .control
+        .promote_shadow(&name)
+        .await
+        .map_err(shadow_error)?;
+    let serving = match outcome {
+        ReloadOutcome::Swapped { version, .. } => Some(version),
+        _ => None,
+    };
+    Ok(Json(json!({ "promoted": report, "serving": serving })))
+}
+
+fn shadow_error(e: ShadowError) -> ApiError {
+    let status = match &e {
+        ShadowError::NoRoute(_) | ShadowError::NoShadow(_) | ShadowError::NoCandidate(_) => {
+            StatusCode::NOT_FOUND
+        }
+        ShadowError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ShadowError::CannotRun(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ShadowError::Changed(_) => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, e.to_string())
 }
 
 /// A plugin name becomes a file name: letters, digits, `-` and `_` only.

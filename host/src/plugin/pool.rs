@@ -137,6 +137,28 @@ impl InstancePool {
         &self.plugin
     }
 
+    /// A pool of `plugin` run in shadow beside this one: same configuration
+    /// and limits, but a `state` store of its own, so that the candidate
+    /// cannot disturb what the live step remembers. Its call latency is
+    /// recorded as plugin `NAME (shadow)`.
+    pub fn shadow_of(&self, plugin: LoadedPlugin) -> Result<InstancePool, CallError> {
+        let label = format!("{} (shadow)", plugin.name);
+        let pool = InstancePool {
+            runtime: self.runtime.clone(),
+            call_seconds: call_histogram(&self.route, &label),
+            plugin_name: plugin.name.as_str().into(),
+            plugin,
+            config_json: self.config_json.clone(),
+            route: self.route.clone(),
+            limits: self.limits,
+            kv: KvState::default(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = pool.instantiate()?;
+        pool.put(first);
+        Ok(pool)
+    }
+
     /// A pool of `plugin` (a new version of this pool's plugin) for the
     /// same route step: same configuration, limits and `state` store, so a
     /// version swap keeps what the step remembered. Instantiates and

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::shadow::Shadow;
 use crate::plugin::bindings::{Error as PluginError, Event, Header, Outcome, Output};
 use crate::plugin::{CallError, InstancePool, LoadedPlugin};
 
@@ -71,6 +72,9 @@ pub struct Chain {
     outputs: BTreeMap<String, Arc<str>>,
     /// Header stamped on every output: which plugin versions made it.
     chain_header: Header,
+    /// A candidate version compared with one step, if an operator attached
+    /// one.
+    shadow: Option<Arc<Shadow>>,
 }
 
 struct Step {
@@ -93,6 +97,7 @@ impl Chain {
             pools.into_iter().map(Arc::new).collect(),
             sink.into(),
             outputs,
+            None,
         )
     }
 
@@ -100,6 +105,7 @@ impl Chain {
         pools: Vec<Arc<InstancePool>>,
         sink: Arc<str>,
         outputs: BTreeMap<String, Arc<str>>,
+        shadow: Option<Arc<Shadow>>,
     ) -> Chain {
         let steps: Vec<Step> = pools
             .into_iter()
@@ -121,6 +127,7 @@ impl Chain {
                 key: CHAIN_HEADER.to_owned(),
                 value: chain_tag.into_bytes(),
             },
+            shadow,
         }
     }
 
@@ -143,11 +150,43 @@ impl Chain {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A shadow stays attached across a swap of any step.
         Ok(Some(Chain::from_pools(
             pools,
             self.sink.clone(),
             self.outputs.clone(),
+            self.shadow.clone(),
         )))
+    }
+
+    /// This chain with `shadow` attached (replacing any other), or with
+    /// none.
+    pub fn with_shadow(&self, shadow: Option<Arc<Shadow>>) -> Chain {
+        Chain::from_pools(
+            self.steps.iter().map(|s| s.pool.clone()).collect(),
+            self.sink.clone(),
+            self.outputs.clone(),
+            shadow,
+        )
+    }
+
+    pub fn shadow(&self) -> Option<&Arc<Shadow>> {
+        self.shadow.as_ref()
+    }
+
+    /// How many steps the chain has.
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The pool of step `index` (from 0), if there is one.
+    pub fn step_pool(&self, index: usize) -> Option<&InstancePool> {
+        self.steps.get(index).map(|s| s.pool.as_ref())
+    }
+
+    /// The `name@hash` of step `index` (from 0).
+    pub fn step_version(&self, index: usize) -> Option<&str> {
+        self.steps.get(index).map(|s| s.tag.as_str())
     }
 
     /// Whether a step of this chain runs the plugin named `name`.
@@ -178,6 +217,9 @@ impl Chain {
             }
             let last = i + 1 == self.steps.len();
             let outcomes = step.pool.process_isolating(input);
+            if let Some(shadow) = self.shadow.as_ref().filter(|s| s.step == i) {
+                shadow.compare(input, &outcomes);
+            }
             let mut next_events = Vec::new();
             let mut next_origin = Vec::new();
             for ((outcome, event), &src) in outcomes.into_iter().zip(input).zip(&origin) {

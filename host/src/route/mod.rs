@@ -17,6 +17,7 @@
 
 pub mod chain;
 pub mod partition;
+pub mod shadow;
 pub mod status;
 
 use std::collections::HashMap;
