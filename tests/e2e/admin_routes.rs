@@ -81,6 +81,35 @@ sink = {{ topic = "{a_out}" }}
     };
     let file_before = std::fs::read_to_string(sy.routes_file()).unwrap();
 
+    // Every change needs the token; reads and probes do not.
+    for (method, path) in [
+        ("POST", "/admin/routes"),
+        ("PUT", "/admin/routes/a"),
+        ("DELETE", "/admin/routes/a"),
+        ("POST", "/admin/routes/a/pause"),
+        ("POST", "/admin/routes/a/resume"),
+        ("PUT", "/admin/plugins/json-set"),
+        ("PUT", "/admin/candidates/json-set"),
+        ("POST", "/admin/routes/a/shadow"),
+        ("DELETE", "/admin/routes/a/shadow"),
+        ("POST", "/admin/routes/a/shadow/promote"),
+    ] {
+        let (code, body) = http_request(method, &url(path), None, b"{}".to_vec());
+        assert_eq!(code, 401, "{method} {path}: {body}");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+    }
+    for path in [
+        "/livez",
+        "/readyz",
+        "/healthz",
+        "/metrics",
+        "/admin/routes",
+        "/admin/routes/a",
+        "/admin/plugins",
+    ] {
+        assert_eq!(get_text(&url(path)).0, 200, "GET {path}");
+    }
+
     // Refusals: each named, none touching the file or the running route.
     let b = route("b", &source, &b_out, 2);
     let (code, _) = http_request(
