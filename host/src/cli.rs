@@ -131,20 +131,6 @@ pub struct PluginTestArgs {
     /// [default: $XDG_CACHE_HOME/switchyard/components].
     #[arg(long, env = "SWITCHYARD_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// File holding the admin API's bearer token (at least 16 characters).
-    /// Without a token, admin changes are refused, and the HTTP address
-    /// must be a loopback one.
-    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN_FILE")]
-    pub admin_token_file: Option<PathBuf>,
-    /// The admin token itself (prefer the file: environment variables show
-    /// up in process listings of the same user).
-    #[arg(
-        long = "admin-token",
-        env = "SWITCHYARD_ADMIN_TOKEN",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub admin_token: Option<String>,
 }
 
 impl PluginTestArgs {

@@ -68,6 +68,13 @@ sink = {{ topic = "{}" }}
     )
 }
 
+/// Switchyard running `routes(t)` with the plugins of `plugins`, healthy.
+fn start_live(plugins: &Path, t: &Topics, env: &[(&str, &str)]) -> Switchyard {
+    let mut sy = Switchyard::start_custom(plugins, &routes(t), &["--brokers", &bootstrap()], env);
+    sy.wait_healthy(Duration::from_secs(60));
+    sy
+}
+
 /// Poll `GET /admin/plugins/json-set` until `done` holds for it.
 fn wait_for_plugin(
     sy: &Switchyard,
@@ -114,13 +121,7 @@ async fn a_changed_plugin_is_swapped_in_and_a_truncated_one_refused() {
     let t = topics("reload", 1).await;
     let (plugins, original) = plugins_with_json_set(1);
     let file = plugins.path().join("json-set.wasm");
-    let mut sy = Switchyard::start_custom(
-        plugins.path(),
-        &routes(&t),
-        &["--brokers", &bootstrap()],
-        &[],
-    );
-    sy.wait_healthy(Duration::from_secs(60));
+    let mut sy = start_live(plugins.path(), &t, &[]);
     let v1 = version(&plugin_variant(&original, 1));
     assert_eq!(chain_of_next_output(&t, 0).await, v1);
 
@@ -169,13 +170,7 @@ async fn a_changed_plugin_is_swapped_in_and_a_truncated_one_refused() {
 async fn plugin_upload_needs_the_token_and_names_every_bad_request() {
     let t = topics("upload", 1).await;
     let (plugins, original) = plugins_with_json_set(1);
-    let mut sy = Switchyard::start_custom(
-        plugins.path(),
-        &routes(&t),
-        &["--brokers", &bootstrap()],
-        &[("SWITCHYARD_ADMIN_TOKEN", TOKEN)],
-    );
-    sy.wait_healthy(Duration::from_secs(60));
+    let mut sy = start_live(plugins.path(), &t, &[("SWITCHYARD_ADMIN_TOKEN", TOKEN)]);
     let url = |path: &str| format!("http://{}{path}", sy.http);
     let v2 = plugin_variant(&original, 2);
 
@@ -260,13 +255,7 @@ async fn plugin_upload_needs_the_token_and_names_every_bad_request() {
 async fn without_a_token_admin_changes_are_refused_and_only_loopback_is_served() {
     let t = topics("no-token", 1).await;
     let (plugins, original) = plugins_with_json_set(1);
-    let mut sy = Switchyard::start_custom(
-        plugins.path(),
-        &routes(&t),
-        &["--brokers", &bootstrap()],
-        &[],
-    );
-    sy.wait_healthy(Duration::from_secs(60));
+    let mut sy = start_live(plugins.path(), &t, &[]);
     let (code, body) = http_request(
         "PUT",
         &format!("http://{}/admin/plugins/json-set", sy.http),
@@ -329,13 +318,7 @@ async fn swaps_under_steady_load_lose_nothing() {
     let t = topics("swap-load", 4).await;
     let (plugins, original) = plugins_with_json_set(1);
     let file = plugins.path().join("json-set.wasm");
-    let mut sy = Switchyard::start_custom(
-        plugins.path(),
-        &routes(&t),
-        &["--brokers", &bootstrap()],
-        &[],
-    );
-    sy.wait_healthy(Duration::from_secs(60));
+    let mut sy = start_live(plugins.path(), &t, &[]);
     let mut versions = vec![version(&plugin_variant(&original, 1))];
 
     let source = t.source.clone();

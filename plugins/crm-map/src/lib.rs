@@ -71,7 +71,7 @@
 
 use serde_json::{json, Map, Value};
 use switchyard_guest::json::{config_object, emit_json, kind, object};
-use switchyard_guest::mapping::{pointer, Mapping, Source};
+use switchyard_guest::mapping::{event_type, pointer, Mapping, Source};
 use switchyard_guest::{export_plugin, Event, Outcome, Plugin};
 
 const EXAMPLE: &str = r#"{"events": {"UserRegistered": [{"resource": "users", "id": "/userId", "set": {"Email": "/payload/email"}}]}}"#;
@@ -107,11 +107,9 @@ impl Plugin for CrmMap {
             Ok(None) => return Outcome::Drop,
             Err(reason) => return Outcome::Reject(vec![reason]),
         };
-        let Some(event_type) = input.pointer(&config.type_at).and_then(Value::as_str) else {
-            return Outcome::Reject(vec![format!(
-                "no event type: expected a string at {}",
-                config.type_at
-            )]);
+        let event_type = match event_type(&input, &config.type_at) {
+            Ok(event_type) => event_type,
+            Err(reason) => return Outcome::Reject(vec![reason]),
         };
         let Some(operations) = config.operations_of(event_type) else {
             return if config.drop_unknown {

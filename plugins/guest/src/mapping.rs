@@ -174,6 +174,15 @@ fn parse_pointer(pointer: &str, at: &str) -> Result<String, Vec<String>> {
     }
 }
 
+/// The event type of `input`: the string at the pointer `at`, or the
+/// reason to reject a record that has none.
+pub fn event_type<'a>(input: &'a Value, at: &str) -> Result<&'a str, String> {
+    input
+        .pointer(at)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("no event type: expected a string at {at}"))
+}
+
 /// A JSON Pointer from a config, checked to start with `/`; `at` names its
 /// place in the config. For single values such as "the event type is at".
 pub fn pointer(spec: &Value, at: &str) -> Result<String, Vec<String>> {

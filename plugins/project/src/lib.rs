@@ -54,7 +54,7 @@
 
 use serde_json::{Map, Value};
 use switchyard_guest::json::{config_object, emit_json, kind, object};
-use switchyard_guest::mapping::{pointer, Mapping, Source};
+use switchyard_guest::mapping::{event_type, pointer, Mapping, Source};
 use switchyard_guest::{export_plugin, Event, Outcome, Plugin};
 
 const EXAMPLE: &str = r#"{"types": {"TripEnded": {"type": {"value": "trip.ended.v1"}, "tripId": "/payload/tripId"}}}"#;
@@ -83,11 +83,9 @@ impl Plugin for Project {
             Ok(None) => return Outcome::Drop,
             Err(reason) => return Outcome::Reject(vec![reason]),
         };
-        let Some(event_type) = input.pointer(&config.type_at).and_then(Value::as_str) else {
-            return Outcome::Reject(vec![format!(
-                "no event type: expected a string at {}",
-                config.type_at
-            )]);
+        let event_type = match event_type(&input, &config.type_at) {
+            Ok(event_type) => event_type,
+            Err(reason) => return Outcome::Reject(vec![reason]),
         };
         // Linear: a public schema has a handful of event types.
         let Some((_, mapping)) = config.types.iter().find(|(t, _)| t == event_type) else {
