@@ -69,7 +69,7 @@ dead_letter = {{ topic = "{public_dlq}" }}
 
 [[routes.chain]]
 plugin = "redact"
-config.hash_key = "{HASH_KEY}"
+config.hash_key = {{ "$env" = "MAPPING_TEST_HASH_KEY" }}
 config.rules = [
   {{ path = "userId", action = "hash" }},
   {{ path = "payload.email", action = "drop" }},
@@ -314,7 +314,13 @@ async fn crm_operations_and_public_events_from_one_internal_stream() {
         2,
     )
     .await;
-    let mut sy = Switchyard::start(&routes(&t));
+    // The hash key comes from the environment, not the routes file.
+    let mut sy = Switchyard::start_custom(
+        &plugins_dir(),
+        &routes(&t),
+        &["--brokers", &bootstrap()],
+        &[("MAPPING_TEST_HASH_KEY", HASH_KEY)],
+    );
     sy.wait_healthy(Duration::from_secs(60));
 
     let events: Vec<(String, String)> = internal_events()
@@ -378,5 +384,6 @@ async fn crm_operations_and_public_events_from_one_internal_stream() {
         assert_eq!(dead.headers["switchyard-dlq-error-kind"], "rejected");
         assert_eq!(dead.headers["switchyard-dlq-error"], reason);
     }
+    assert!(!sy.log_text().contains(HASH_KEY), "the key is never logged");
     assert_eq!(sy.terminate(Duration::from_secs(60)).code(), Some(0));
 }

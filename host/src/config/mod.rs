@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod secrets;
+
 /// Errors found while loading a routes file. Each names the file and, where
 /// it applies, the route and field.
 #[derive(Debug, thiserror::Error)]
@@ -239,12 +241,35 @@ pub struct Route {
 }
 
 /// A chain step whose plugin file has been found.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ResolvedStep {
     pub plugin: String,
     pub path: PathBuf,
     /// The step's config as a JSON string, ready for `init`.
     pub config_json: String,
+}
+
+/// Shows the size of the configuration, not its text: secrets are resolved
+/// into it.
+impl std::fmt::Debug for ResolvedStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedStep")
+            .field("plugin", &self.plugin)
+            .field("path", &self.path)
+            .field(
+                "config_json",
+                &format_args!("<{} bytes>", self.config_json.len()),
+            )
+            .finish()
+    }
+}
+
+/// The directory of a file's path, `.` for a bare file name.
+fn path_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 impl Route {
@@ -283,6 +308,7 @@ impl Config {
     /// Check the routes and resolve them for the runtime. `path` is the
     /// routes file, for messages.
     pub fn resolve(&self, path: &Path) -> Result<Vec<Route>, ConfigError> {
+        let path_of_file = path;
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
             message,
@@ -315,8 +341,17 @@ impl Config {
                         path.display()
                     )));
                 }
-                let config_json = serde_json::to_string(&step.config)
-                    .expect("a TOML table always converts to JSON");
+                let base = path_dir(path_of_file);
+                let config = secrets::resolve_table(&step.config, base).map_err(|e| {
+                    invalid(format!(
+                        "route `{}`, chain step {} (`{}`): {e}",
+                        r.name,
+                        i + 1,
+                        step.plugin
+                    ))
+                })?;
+                let config_json =
+                    serde_json::to_string(&config).expect("a TOML table always converts to JSON");
                 chain.push(ResolvedStep {
                     plugin: step.plugin.clone(),
                     path,
