@@ -163,6 +163,14 @@ async fn a_changed_plugin_is_swapped_in_and_a_truncated_one_refused() {
     assert_eq!(status["reloads"], 1, "{status}");
     assert_eq!(status["used_by"], serde_json::json!(["live"]));
     assert_eq!(chain_of_next_output(&t, 2).await, version(&v3));
+
+    // The file removed: said so, and v3 keeps serving.
+    std::fs::remove_file(&file).unwrap();
+    let status = wait_for_plugin(&sy, "the removal is reported", |s| {
+        s["file_removed"] == true
+    });
+    assert_eq!(status["serving"], version(&v3).as_str());
+    assert_eq!(chain_of_next_output(&t, 3).await, version(&v3));
     assert_eq!(sy.terminate(Duration::from_secs(60)).code(), Some(0));
 }
 

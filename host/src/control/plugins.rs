@@ -36,6 +36,9 @@ pub struct PluginStatus {
     pub last_reload_ms: Option<u64>,
     /// The last file refused, if it came after the serving version.
     pub refused: Option<Refusal>,
+    /// The file is gone from the plugins directory; routes keep running
+    /// the loaded version, and a restart would fail to find it.
+    pub file_removed: bool,
 }
 
 /// A plugin file that was not swapped in, and why.
@@ -127,6 +130,9 @@ impl ControlPlane {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(plugin = name, path = %path.display(), "plugin file removed; routes keep the version they run");
+                if let Some(entry) = self.plugins().get_mut(name) {
+                    entry.status.file_removed = true;
+                }
                 return ReloadOutcome::Missing;
             }
             Err(e) => {
@@ -136,6 +142,7 @@ impl ControlPlane {
         };
         let hash = content_hash(&bytes);
         if let Some(entry) = self.plugins().get_mut(name) {
+            entry.status.file_removed = false;
             if entry.status.hash.as_deref() == Some(hash.as_str()) {
                 // Back to the serving version: nothing to swap, and an
                 // earlier refusal no longer describes the file.
