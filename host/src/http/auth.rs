@@ -68,12 +68,19 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match presented {
         Some(presented) if token.matches(presented.trim()) => next.run(request).await,
         Some(_) => unauthorized("the bearer token is not valid"),
         None => unauthorized("this endpoint needs `Authorization: Bearer <admin token>`"),
     }
+}
+
+/// The token of an `Authorization` value; the scheme's case does not matter
+/// (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -98,5 +105,13 @@ mod tests {
         assert!(token.matches("correct-horse-battery"));
         assert!(!token.matches("correct-horse-batter"));
         assert_eq!(format!("{token:?}"), "AdminToken(<withheld>)");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
     }
 }
