@@ -20,7 +20,7 @@ use crate::plugin::LoadedPlugin;
 use crate::route::RouteRuntime;
 
 /// What an operator sees of one plugin.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PluginStatus {
     pub name: String,
     /// `name@hash12` of the version routes run, if one was ever accepted.
@@ -68,28 +68,32 @@ pub enum ReloadOutcome {
     Refused(Refusal),
 }
 
-/// A catalog entry: the status and the serving version itself.
+/// A catalog entry. The serving version is the plugin itself; what
+/// [`PluginStatus`] shows of it (tag, hash, users) is derived when asked.
 #[derive(Default)]
 pub(super) struct PluginEntry {
-    status: PluginStatus,
     serving: Option<LoadedPlugin>,
+    reloads: u64,
+    last_reload_ms: Option<u64>,
+    refused: Option<Refusal>,
+    file_removed: bool,
 }
 
 impl ControlPlane {
     /// Every plugin's status, by name.
     pub fn plugin_statuses(&self) -> Vec<PluginStatus> {
-        let names: Vec<String> = self.plugins().keys().cloned().collect();
-        names.iter().filter_map(|n| self.plugin_status(n)).collect()
+        let routes = self.live_runtimes();
+        self.plugins()
+            .iter()
+            .map(|(name, entry)| status_of(name, entry, &routes))
+            .collect()
     }
 
     pub fn plugin_status(&self, name: &str) -> Option<PluginStatus> {
-        let mut status = self.plugins().get(name)?.status.clone();
-        status.used_by = self
-            .routes_using(name)
-            .iter()
-            .map(|r| r.route.name.clone())
-            .collect();
-        Some(status)
+        let routes = self.live_runtimes();
+        self.plugins()
+            .get(name)
+            .map(|entry| status_of(name, entry, &routes))
     }
 
     fn plugins(
@@ -112,12 +116,7 @@ impl ControlPlane {
             elapsed = ?started.elapsed(),
             "plugin loaded"
         );
-        let mut plugins = self.plugins();
-        let entry = plugins.entry(name.to_owned()).or_default();
-        entry.status.name = name.to_owned();
-        entry.status.serving = Some(plugin.version_tag());
-        entry.status.hash = Some(plugin.hash.clone());
-        entry.serving = Some(plugin.clone());
+        self.plugins().entry(name.to_owned()).or_default().serving = Some(plugin.clone());
         Ok(plugin)
     }
 
@@ -131,7 +130,7 @@ impl ControlPlane {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(plugin = name, path = %path.display(), "plugin file removed; routes keep the version they run");
                 if let Some(entry) = self.plugins().get_mut(name) {
-                    entry.status.file_removed = true;
+                    entry.file_removed = true;
                 }
                 return ReloadOutcome::Missing;
             }
@@ -142,19 +141,14 @@ impl ControlPlane {
         };
         let hash = content_hash(&bytes);
         if let Some(entry) = self.plugins().get_mut(name) {
-            entry.status.file_removed = false;
-            if entry.status.hash.as_deref() == Some(hash.as_str()) {
+            entry.file_removed = false;
+            if entry.serving.as_ref().is_some_and(|p| p.hash == hash) {
                 // Back to the serving version: nothing to swap, and an
                 // earlier refusal no longer describes the file.
-                entry.status.refused = None;
+                entry.refused = None;
                 return ReloadOutcome::Unchanged;
             }
-            if entry
-                .status
-                .refused
-                .as_ref()
-                .is_some_and(|r| r.hash == hash)
-            {
+            if entry.refused.as_ref().is_some_and(|r| r.hash == hash) {
                 return ReloadOutcome::Unchanged;
             }
         }
@@ -199,12 +193,9 @@ impl ControlPlane {
         );
         let mut plugins = self.plugins();
         let entry = plugins.entry(name.to_owned()).or_default();
-        entry.status.name = name.to_owned();
-        entry.status.serving = Some(version.clone());
-        entry.status.hash = Some(plugin.hash.clone());
-        entry.status.reloads += 1;
-        entry.status.last_reload_ms = Some(elapsed.as_millis() as u64);
-        entry.status.refused = None;
+        entry.reloads += 1;
+        entry.last_reload_ms = Some(elapsed.as_millis() as u64);
+        entry.refused = None;
         entry.serving = Some(plugin);
         ReloadOutcome::Swapped { version, routes }
     }
@@ -219,10 +210,7 @@ impl ControlPlane {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or_default(),
         };
-        let mut plugins = self.plugins();
-        let entry = plugins.entry(name.to_owned()).or_default();
-        entry.status.name = name.to_owned();
-        entry.status.refused = Some(refusal.clone());
+        self.plugins().entry(name.to_owned()).or_default().refused = Some(refusal.clone());
         ReloadOutcome::Refused(refusal)
     }
 
@@ -232,5 +220,23 @@ impl ControlPlane {
             .into_iter()
             .filter(|r| r.chain().uses(name))
             .collect()
+    }
+}
+
+/// What an operator sees of `entry`; `routes` are the live routes.
+fn status_of(name: &str, entry: &PluginEntry, routes: &[Arc<RouteRuntime>]) -> PluginStatus {
+    PluginStatus {
+        name: name.to_owned(),
+        serving: entry.serving.as_ref().map(LoadedPlugin::version_tag),
+        hash: entry.serving.as_ref().map(|p| p.hash.clone()),
+        used_by: routes
+            .iter()
+            .filter(|r| r.chain().uses(name))
+            .map(|r| r.route.name.clone())
+            .collect(),
+        reloads: entry.reloads,
+        last_reload_ms: entry.last_reload_ms,
+        refused: entry.refused.clone(),
+        file_removed: entry.file_removed,
     }
 }

@@ -95,11 +95,6 @@ impl ControlPlane {
         self.routes().values().map(|l| l.rt.clone()).collect()
     }
 
-    /// The route `name` as configured (defaults applied).
-    pub fn route_spec(&self, name: &str) -> Option<Route> {
-        self.routes().get(name).map(|l| l.rt.route.clone())
-    }
-
     /// Why the routes file on disk is not what runs, if it is not.
     pub fn routes_file_refused(&self) -> Option<String> {
         self.inner.routes_file_refused.lock().expect("lock").clone()

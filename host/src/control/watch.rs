@@ -6,8 +6,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -24,9 +22,9 @@ pub fn plugins(control: ControlPlane, stop: CancellationToken) -> anyhow::Result
     let dir = control.plugins_dir().to_owned();
     debounced(&dir, plugin_name, stop, move |name, noticed| {
         let control = control.clone();
-        Box::pin(async move {
+        async move {
             control.reload_plugin(&name, noticed).await;
-        })
+        }
     })
 }
 
@@ -42,22 +40,23 @@ pub fn routes_file(control: ControlPlane, stop: CancellationToken) -> anyhow::Re
     let is_routes_file = move |p: &Path| (p.file_name() == file_name.as_deref()).then(String::new);
     debounced(&dir, is_routes_file, stop, move |_, _| {
         let control = control.clone();
-        Box::pin(async move {
+        async move {
             let _ = control.reload_routes_file().await;
-        })
+        }
     })
 }
 
-type Handler = dyn Fn(String, Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
-
 /// Watch `dir`; for each path `key_of` maps to a key, call `handle` with the
 /// key and the first event's time once the key has been quiet for [`QUIET`].
-fn debounced(
+fn debounced<F>(
     dir: &Path,
     key_of: impl Fn(&Path) -> Option<String> + Send + 'static,
     stop: CancellationToken,
-    handle: impl Fn(String, Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
-) -> anyhow::Result<()> {
+    handle: impl Fn(String, Instant) -> F + Send + 'static,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -72,7 +71,6 @@ fn debounced(
     })?;
     watcher.watch(dir, RecursiveMode::NonRecursive)?;
     tracing::info!(dir = %dir.display(), "watching for changes");
-    let handle: Arc<Handler> = Arc::new(handle);
 
     tokio::spawn(async move {
         // Keep the watcher alive as long as this task.

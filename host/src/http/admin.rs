@@ -53,8 +53,14 @@ pub fn router(state: AppState) -> Router {
             post(attach_shadow).delete(discard_shadow),
         )
         .route("/admin/routes/{name}/shadow/promote", post(promote_shadow))
-        .route("/admin/routes/{name}/pause", post(pause_route))
-        .route("/admin/routes/{name}/resume", post(resume_route))
+        .route(
+            "/admin/routes/{name}/pause",
+            post(|state, name| set_paused(state, name, true)),
+        )
+        .route(
+            "/admin/routes/{name}/resume",
+            post(|state, name| set_paused(state, name, false)),
+        )
         .layer(middleware::from_fn_with_state(
             state.admin_token.clone(),
             auth::require_token,
@@ -135,25 +141,15 @@ async fn delete_route(
     Ok(Json(json!({ "applied": applied })))
 }
 
-async fn pause_route(
+/// `POST .../pause` and `.../resume`.
+async fn set_paused(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    paused: bool,
 ) -> Result<Json<Value>, ApiError> {
     let applied = state
         .control
-        .set_paused(&name, true)
-        .await
-        .map_err(change_error)?;
-    Ok(Json(json!({ "applied": applied })))
-}
-
-async fn resume_route(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let applied = state
-        .control
-        .set_paused(&name, false)
+        .set_paused(&name, paused)
         .await
         .map_err(change_error)?;
     Ok(Json(json!({ "applied": applied })))

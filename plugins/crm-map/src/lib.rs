@@ -70,8 +70,8 @@
 //! redelivery is harmless.
 
 use serde_json::{json, Map, Value};
-use switchyard_guest::json::{config_object, emit_json, kind, object};
-use switchyard_guest::mapping::{event_type, pointer, Mapping, Source};
+use switchyard_guest::json::{config_object, emit_json, kind};
+use switchyard_guest::mapping::{pointer, typed_event, Mapping, Source};
 use switchyard_guest::{export_plugin, Event, Outcome, Plugin};
 
 const EXAMPLE: &str = r#"{"events": {"UserRegistered": [{"resource": "users", "id": "/userId", "set": {"Email": "/payload/email"}}]}}"#;
@@ -102,15 +102,12 @@ impl Plugin for CrmMap {
     }
 
     fn process(config: &Config, event: Event) -> Outcome {
-        let input = match object(&event) {
-            Ok(Some(input)) => Value::Object(input),
+        let (input, event_type) = match typed_event(&event, &config.type_at) {
+            Ok(Some(typed)) => typed,
             Ok(None) => return Outcome::Drop,
             Err(reason) => return Outcome::Reject(vec![reason]),
         };
-        let event_type = match event_type(&input, &config.type_at) {
-            Ok(event_type) => event_type,
-            Err(reason) => return Outcome::Reject(vec![reason]),
-        };
+        let event_type = event_type.as_str();
         let Some(operations) = config.operations_of(event_type) else {
             return if config.drop_unknown {
                 Outcome::Drop
@@ -363,6 +360,8 @@ fn parse_operation(spec: &Value, at: &str) -> Result<Operation, Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    use switchyard_guest::test_event;
+
     use super::*;
 
     /// The mapping of the mobility platform's events to the CRM contract.
@@ -391,15 +390,7 @@ mod tests {
     }
 
     fn event(value: &str) -> Event {
-        Event {
-            key: Some(b"u-1".to_vec()),
-            value: Some(value.as_bytes().to_vec()),
-            headers: Vec::new(),
-            topic: "mobility.internal".into(),
-            partition: 0,
-            offset: 0,
-            timestamp_ms: None,
-        }
+        test_event(Some(b"u-1"), Some(value.as_bytes()))
     }
 
     fn documents(outcome: Outcome) -> Vec<String> {

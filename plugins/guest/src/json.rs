@@ -94,16 +94,11 @@ mod tests {
 
     fn event(value: Option<&[u8]>) -> Event {
         Event {
-            key: Some(b"k".to_vec()),
-            value: value.map(<[u8]>::to_vec),
             headers: vec![Header {
                 key: "h".into(),
                 value: b"v".to_vec(),
             }],
-            topic: "t".into(),
-            partition: 0,
-            offset: 7,
-            timestamp_ms: None,
+            ..crate::test_event(Some(b"k"), value)
         }
     }
 

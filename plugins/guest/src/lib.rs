@@ -55,6 +55,20 @@ pub use bindings::switchyard::plugin::log::{log, Level};
 pub use bindings::switchyard::plugin::types::{Error, Event, Header, Outcome, Output};
 pub use bindings::switchyard::plugin::{clock, state};
 
+/// A record with `key` and `value`, from partition 0 of topic `test` at
+/// offset 0, no headers: what a plugin's unit tests feed it.
+pub fn test_event(key: Option<&[u8]>, value: Option<&[u8]>) -> Event {
+    Event {
+        key: key.map(<[u8]>::to_vec),
+        value: value.map(<[u8]>::to_vec),
+        headers: Vec::new(),
+        topic: "test".into(),
+        partition: 0,
+        offset: 0,
+        timestamp_ms: None,
+    }
+}
+
 /// A plugin: a config accepted once per instance, then records one by one.
 pub trait Plugin: 'static {
     /// Prefixes the plugin's error messages, so an operator reading a log or

@@ -22,6 +22,7 @@
 use serde_json::{Map, Value};
 
 use crate::json::kind;
+use crate::Event;
 
 /// A parsed mapping: output field names, in order, with their sources.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,13 +175,21 @@ fn parse_pointer(pointer: &str, at: &str) -> Result<String, Vec<String>> {
     }
 }
 
-/// The event type of `input`: the string at the pointer `at`, or the
-/// reason to reject a record that has none.
-pub fn event_type<'a>(input: &'a Value, at: &str) -> Result<&'a str, String> {
-    input
-        .pointer(at)
+/// A record as a typed event: its value as a JSON object and its event
+/// type, the string at the pointer `type_at`. `Ok(None)` for a tombstone;
+/// `Err` with the reason to reject a record that is not a JSON object or
+/// has no type.
+pub fn typed_event(event: &Event, type_at: &str) -> Result<Option<(Value, String)>, String> {
+    let Some(object) = crate::json::object(event)? else {
+        return Ok(None);
+    };
+    let input = Value::Object(object);
+    let event_type = input
+        .pointer(type_at)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("no event type: expected a string at {at}"))
+        .ok_or_else(|| format!("no event type: expected a string at {type_at}"))?
+        .to_owned();
+    Ok(Some((input, event_type)))
 }
 
 /// A JSON Pointer from a config, checked to start with `/`; `at` names its

@@ -53,8 +53,8 @@
 //! - not JSON or not an object: rejected; a tombstone: dropped.
 
 use serde_json::{Map, Value};
-use switchyard_guest::json::{config_object, emit_json, kind, object};
-use switchyard_guest::mapping::{event_type, pointer, Mapping, Source};
+use switchyard_guest::json::{config_object, emit_json, kind};
+use switchyard_guest::mapping::{pointer, typed_event, Mapping, Source};
 use switchyard_guest::{export_plugin, Event, Outcome, Plugin};
 
 const EXAMPLE: &str = r#"{"types": {"TripEnded": {"type": {"value": "trip.ended.v1"}, "tripId": "/payload/tripId"}}}"#;
@@ -78,15 +78,12 @@ impl Plugin for Project {
     }
 
     fn process(config: &Config, event: Event) -> Outcome {
-        let input = match object(&event) {
-            Ok(Some(input)) => Value::Object(input),
+        let (input, event_type) = match typed_event(&event, &config.type_at) {
+            Ok(Some(typed)) => typed,
             Ok(None) => return Outcome::Drop,
             Err(reason) => return Outcome::Reject(vec![reason]),
         };
-        let event_type = match event_type(&input, &config.type_at) {
-            Ok(event_type) => event_type,
-            Err(reason) => return Outcome::Reject(vec![reason]),
-        };
+        let event_type = event_type.as_str();
         // Linear: a public schema has a handful of event types.
         let Some((_, mapping)) = config.types.iter().find(|(t, _)| t == event_type) else {
             return Outcome::Drop;
@@ -220,16 +217,11 @@ mod tests {
 
     fn event(value: &str) -> Event {
         Event {
-            key: Some(b"internal-key".to_vec()),
-            value: Some(value.as_bytes().to_vec()),
             headers: vec![switchyard_guest::Header {
                 key: "internal-trace".into(),
                 value: b"x".to_vec(),
             }],
-            topic: "mobility.internal".into(),
-            partition: 0,
-            offset: 0,
-            timestamp_ms: None,
+            ..switchyard_guest::test_event(Some(b"internal-key"), Some(value.as_bytes()))
         }
     }
 

@@ -611,16 +611,7 @@ mod tests {
     }
 
     fn process(config: &Config, record: &[u8]) -> Outcome {
-        let event = Event {
-            key: None,
-            value: Some(record.to_vec()),
-            headers: Vec::new(),
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            timestamp_ms: None,
-        };
-        Redact::process(config, event)
+        Redact::process(config, switchyard_guest::test_event(None, Some(record)))
     }
 
     fn run(rules: &str, record: &str) -> String {

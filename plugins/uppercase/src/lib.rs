@@ -76,16 +76,7 @@ mod tests {
 
     fn run(config: &str, value: &[u8]) -> Outcome {
         let fields = parse_config(config).unwrap();
-        let event = Event {
-            key: None,
-            value: Some(value.to_vec()),
-            headers: Vec::new(),
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            timestamp_ms: None,
-        };
-        Uppercase::process(&fields, event)
+        Uppercase::process(&fields, switchyard_guest::test_event(None, Some(value)))
     }
 
     fn rejection(config: &str, value: &[u8]) -> Vec<String> {

@@ -714,15 +714,7 @@ mod tests {
     /// The emitted value, or the reasons for the reject.
     fn run_at(config: &str, value: &str, now_ms: &dyn Fn() -> i64) -> Result<String, Vec<String>> {
         let config = Config::parse(config).unwrap();
-        let event = Event {
-            key: None,
-            value: Some(value.as_bytes().to_vec()),
-            headers: Vec::new(),
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            timestamp_ms: None,
-        };
+        let event = switchyard_guest::test_event(None, Some(value.as_bytes()));
         match process_one(event, &config, now_ms) {
             Outcome::Emit(mut outputs) if outputs.len() == 1 => {
                 Ok(String::from_utf8(outputs.remove(0).value.unwrap()).unwrap())
