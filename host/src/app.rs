@@ -9,14 +9,20 @@ use anyhow::Context;
 use rdkafka::producer::Producer as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use std::sync::Arc;
+
+use crate::config::{secrets, Config, StreamsApiConfig};
 use crate::control::{watch, ControlPlane, Deps};
+use crate::http::streams::StreamsHttp;
 use crate::http::{AdminToken, AppState, KafkaInfo};
 use crate::kafka::embedded::EmbeddedBroker;
+use crate::kafka::topics::{TopicAdmin, TopicSpec};
 use crate::kafka::{KafkaSettings, LoggingContext};
 use crate::plugin::PluginRuntime;
+use crate::route::buffer::Buffers;
 use crate::route::status::StatusBoard;
 use crate::route::Producer;
+use crate::streams::StreamStore;
 
 /// What `switchyard run` needs.
 #[derive(Debug, Clone)]
@@ -44,7 +50,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let (embedded, brokers) = match brokers {
         Some(b) => (None, b),
         None => {
-            let topics: Vec<&str> = routes
+            // Once each: one route's sink is often another's source.
+            let topics: std::collections::BTreeSet<&str> = routes
                 .iter()
                 .flat_map(|r| r.topics.iter().map(String::as_str).chain(r.output_topics()))
                 .collect();
@@ -67,6 +74,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let board = StatusBoard::default();
     let producer = create_producer(&kafka)?;
     let shutdown = CancellationToken::new();
+    let buffers = Buffers::default();
     // Plugins may be added later, by file or through the admin API.
     std::fs::create_dir_all(&config.plugins_dir).with_context(|| {
         format!(
@@ -82,8 +90,30 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         config_path: opts.config.clone(),
         plugins_dir: config.plugins_dir.clone(),
+        buffers: buffers.clone(),
     });
+    let topic_admin = TopicAdmin::new(&kafka, embedded.as_ref())?;
+    // HTTP APIs publish to the sinks of HTTP-sourced routes: those topics
+    // must exist before the first request, for the routes that read them
+    // to find them when they start.
+    for route in routes.iter().filter(|r| r.http_source) {
+        for topic in route.output_topics() {
+            topic_admin
+                .ensure(&TopicSpec {
+                    name: topic,
+                    ..TopicSpec::default()
+                })
+                .await?;
+        }
+    }
     control.start(routes).await?;
+
+    let streams_api = match &config.streams_api {
+        Some(api) => Some(Arc::new(
+            open_streams_api(api, &opts.config, &kafka, &producer, topic_admin).await?,
+        )),
+        None => None,
+    };
 
     let listener = tokio::net::TcpListener::bind(opts.http)
         .await
@@ -100,7 +130,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if opts.admin_token.is_none() {
         tracing::warn!("no admin token configured: admin changes are refused; set SWITCHYARD_ADMIN_TOKEN or --admin-token-file");
     }
-    let app = crate::http::app(AppState {
+    let app_state = AppState {
         board: board.clone(),
         kafka: KafkaInfo {
             brokers: kafka.brokers.clone(),
@@ -108,7 +138,28 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         },
         control: control.clone(),
         admin_token: opts.admin_token.clone(),
-    });
+        producer: producer.clone(),
+        buffers,
+        events_api: config.events_api.clone().map(Arc::new),
+        streams_api,
+    };
+    let app = crate::http::app(app_state.clone());
+    let public = match config.http.public {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for HTTP on {addr} (`http.public`)"))?;
+            tracing::info!(%addr, "public HTTP API listening (event APIs, /openapi.json, /swagger)");
+            let public_app = crate::http::public_app(app_state.clone());
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, public_app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            }))
+        }
+        None => None,
+    };
     let http_stop = shutdown.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -125,9 +176,39 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "producer flush incomplete");
     }
     let _ = http.await;
+    if let Some(public) = public {
+        let _ = public.await;
+    }
     drop(embedded);
     tracing::info!("switchyard stopped");
     Ok(())
+}
+
+/// The streams API's store in Kafka, and its credentials.
+async fn open_streams_api(
+    api: &StreamsApiConfig,
+    config_path: &std::path::Path,
+    kafka: &KafkaSettings,
+    producer: &Producer,
+    topic_admin: TopicAdmin,
+) -> anyhow::Result<StreamsHttp> {
+    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
+    let credentials = api
+        .credentials
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let at = format!("streams_api.credentials[{i}].password");
+            let password = secrets::resolve_string(&c.password, &at, base).map_err(|e| {
+                anyhow::anyhow!("invalid routes file {}: {e}", config_path.display())
+            })?;
+            Ok((c.user.clone(), password))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = StreamStore::open(api, kafka, producer.clone(), topic_admin)
+        .await
+        .context("starting the streams API")?;
+    Ok(StreamsHttp::new(store, &credentials, api.max_body_bytes))
 }
 
 /// Refuse to serve the admin API beyond this machine without credentials.

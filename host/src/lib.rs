@@ -22,3 +22,4 @@ pub mod plugin;
 pub mod plugin_build;
 pub mod plugin_kit;
 pub mod route;
+pub mod streams;

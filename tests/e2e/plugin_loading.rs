@@ -7,7 +7,7 @@ use switchyard::plugin::bindings::Event;
 use switchyard::plugin::cache::CacheOutcome;
 use switchyard::plugin::pool::Limits;
 use switchyard::plugin::{CallError, InstancePool, PluginRuntime};
-use switchyard::route::chain::{Chain, FailureKind};
+use switchyard::route::chain::{Chain, Destination, FailureKind};
 use switchyard_tests::plugins_dir;
 
 fn limits() -> Limits {
@@ -65,7 +65,7 @@ fn a_chain_passes_outputs_along_and_fails_only_the_bad_record() {
             pool(&runtime, "json-set", r#"{"set":{"stage":1}}"#).unwrap(),
             pool(&runtime, "uppercase", r#"{"fields":["name"]}"#).unwrap(),
         ],
-        "out",
+        Destination::topic("out"),
         &BTreeMap::new(),
     );
     let results = chain.run(&[
@@ -80,7 +80,7 @@ fn a_chain_passes_outputs_along_and_fails_only_the_bad_record() {
     let value: serde_json::Value =
         serde_json::from_slice(first[0].value.as_ref().unwrap()).unwrap();
     assert_eq!(value, serde_json::json!({"name":"ADA","stage":1}));
-    assert_eq!(&*first[0].topic, "out");
+    assert_eq!(first[0].topic().unwrap(), "out");
     assert_eq!(first[0].key.as_deref(), Some(&b"k"[..]));
     assert!(first[0].headers.iter().any(|h| h.key == "switchyard-chain"));
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use switchyard::plugin::bindings::Event;
 use switchyard::plugin::pool::Limits;
 use switchyard::plugin::{InstancePool, PluginRuntime};
-use switchyard::route::chain::{Chain, FailureKind};
+use switchyard::route::chain::{Chain, Destination, FailureKind};
 use switchyard_tests::*;
 
 /// The memory cap the Python plugin runs with (see
@@ -30,7 +30,7 @@ fn tag_py_chain(cache: &std::path::Path, config: &str) -> Chain {
         memory_bytes: (MEMORY_MIB as usize) << 20,
     };
     let pool = InstancePool::new(runtime, plugin, config.into(), "python", limits).unwrap();
-    Chain::new(vec![pool], "out", &BTreeMap::new())
+    Chain::new(vec![pool], Destination::topic("out"), &BTreeMap::new())
 }
 
 fn event(offset: i64, value: Option<&str>) -> Event {
@@ -61,7 +61,7 @@ fn python_plugin_tags_json_rejects_non_json_and_passes_tombstones() {
     ]);
     let out = results[0].as_ref().unwrap();
     assert_eq!(out.len(), 1);
-    assert_eq!(&*out[0].topic, "out");
+    assert_eq!(out[0].topic().unwrap(), "out");
     assert_eq!(out[0].key.as_deref(), Some(&b"k0"[..]), "key kept");
     assert_eq!(
         json_of(&out[0].value),

@@ -14,7 +14,7 @@ use switchyard::config::Config;
 use switchyard::plugin::bindings::{Event, Header};
 use switchyard::plugin::pool::Limits;
 use switchyard::plugin::{CallError, InstancePool, LoadedPlugin, PluginRuntime};
-use switchyard::route::chain::{Chain, Failure, FailureKind, Routed, CHAIN_HEADER};
+use switchyard::route::chain::{Chain, Destination, Failure, FailureKind, Routed, CHAIN_HEADER};
 use switchyard_tests::{plugins_dir, workspace};
 
 const KEY_A: &str = "redact-test-key-A-0123456789abcdef0123456789";
@@ -53,7 +53,7 @@ fn pool(config: &Value) -> Result<InstancePool, CallError> {
 
 fn chain(config: &Value) -> Chain {
     let pool = pool(config).unwrap_or_else(|e| panic!("config {config} refused: {e}"));
-    Chain::new(vec![pool], "out", &BTreeMap::new())
+    Chain::new(vec![pool], Destination::topic("out"), &BTreeMap::new())
 }
 
 /// A chain with `rule` as its only rule, and `KEY_A` for hashing.
@@ -471,7 +471,7 @@ fn rules_apply_in_order_keeping_field_order_numbers_key_and_headers() {
         "*".repeat(69 - 8)
     );
     assert_eq!(single_value(outputs), expected);
-    assert_eq!(&*outputs[0].topic, "out");
+    assert_eq!(outputs[0].topic().unwrap(), "out");
     assert_eq!(outputs[0].key, source.key, "same key");
     let headers: Vec<(&str, &[u8])> = outputs[0]
         .headers
@@ -700,7 +700,7 @@ fn the_documented_routes_file_example_runs() {
         LIMITS,
     )
     .unwrap();
-    let chain = Chain::new(vec![pool], &route.sink.topic, &BTreeMap::new());
+    let chain = Chain::new(vec![pool], Destination::topic("out"), &BTreeMap::new());
     let out = redact_one(
         &chain,
         r#"{"userId":"u-1","email":"alice@example.com","phone":"+37061234567","address":"Gedimino pr. 1"}"#,

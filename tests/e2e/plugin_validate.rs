@@ -14,7 +14,7 @@ use switchyard::config::Config;
 use switchyard::plugin::bindings::{Event, Header, Outcome};
 use switchyard::plugin::pool::Limits;
 use switchyard::plugin::{CallError, InstancePool, LoadedPlugin, PluginRuntime};
-use switchyard::route::chain::{Chain, FailureKind, CHAIN_HEADER};
+use switchyard::route::chain::{Chain, Destination, FailureKind, CHAIN_HEADER};
 use switchyard_tests::{plugins_dir, workspace};
 
 /// Seed 000's rules: `userId` and `type` required, `type` one of login,
@@ -224,7 +224,11 @@ fn run_table(config: &str, cases: &[Case]) {
     }
 
     // The same batch through a chain: what the route would write.
-    let chain = Chain::new(vec![pool(config).unwrap()], "valid", &BTreeMap::new());
+    let chain = Chain::new(
+        vec![pool(config).unwrap()],
+        Destination::topic("valid"),
+        &BTreeMap::new(),
+    );
     let from = now_ms();
     let results = chain.run(&events);
     let to = now_ms();
@@ -239,7 +243,7 @@ fn run_table(config: &str, cases: &[Case]) {
             (Expect::Emit(_) | Expect::Same | Expect::Tombstone, Ok(routed)) => {
                 assert_eq!(routed.len(), 1, "{name}");
                 let record = &routed[0];
-                assert_eq!(&*record.topic, "valid", "{name}");
+                assert_eq!(record.topic().unwrap(), "valid", "{name}");
                 assert_eq!(record.key, event.key, "{name}");
                 let mut expected_headers = headers(&event.headers);
                 expected_headers.push((CHAIN_HEADER.into(), chain.versions().into()));
@@ -621,7 +625,7 @@ fn init_refuses_bad_configs_naming_the_field_and_the_problem() {
         ),
         (
             r#"{"fields": {"userId": {"mandatory": true}}}"#,
-            r#"fields.userId: unknown rule "mandatory" (known rules: required, type, nullable, one_of, format, min_length, max_length, default)"#,
+            r#"fields.userId: unknown rule "mandatory" (known rules: required, type, nullable, one_of, format, min_length, max_length, default, default_null)"#,
         ),
         (
             r#"{"fields": {"userId": {"required": 1}}}"#,
@@ -696,6 +700,6 @@ fn init_refuses_bad_configs_naming_the_field_and_the_problem() {
         err.to_string(),
         "plugin `validate` refused its configuration: validate: fields.userId: unknown rule \
          \"requird\" (known rules: required, type, nullable, one_of, format, min_length, \
-         max_length, default)"
+         max_length, default, default_null)"
     );
 }

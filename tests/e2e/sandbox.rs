@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use switchyard::plugin::bindings::Event;
 use switchyard::plugin::pool::Limits;
 use switchyard::plugin::{InstancePool, PluginRuntime};
-use switchyard::route::chain::{Chain, FailureKind, RecordResult};
+use switchyard::route::chain::{Chain, Destination, FailureKind, RecordResult};
 use switchyard_tests::*;
 
 const DEADLINE: Duration = Duration::from_millis(200);
@@ -23,7 +23,7 @@ fn chaos_chain(cache: &std::path::Path) -> Chain {
     };
     let pool = InstancePool::new(runtime, plugin, "{}".into(), "sandbox", limits).unwrap();
     let outputs = BTreeMap::from([("audit".to_owned(), "audit-topic".to_owned())]);
-    Chain::new(vec![pool], "out", &outputs)
+    Chain::new(vec![pool], Destination::topic("out"), &outputs)
 }
 
 fn events(values: &[&str]) -> Vec<Event> {
@@ -121,7 +121,10 @@ fn outcomes_map_to_failure_kinds_and_outputs() {
         results[3].as_ref().unwrap().is_empty(),
         "drop emits nothing"
     );
-    assert_eq!(&*results[4].as_ref().unwrap()[0].topic, "audit-topic");
+    assert_eq!(
+        results[4].as_ref().unwrap()[0].topic().unwrap(),
+        "audit-topic"
+    );
     let unknown = results[5].as_ref().unwrap_err();
     assert_eq!(unknown.kind, FailureKind::Contract);
     assert!(

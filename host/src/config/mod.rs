@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-mod secrets;
+pub mod secrets;
 
 /// Errors found while loading a routes file. Each names the file and, where
 /// it applies, the route and field.
@@ -50,6 +50,74 @@ pub struct Config {
     /// The routes, each an independent consumer group.
     #[serde(default, rename = "routes")]
     pub routes: Vec<RouteConfig>,
+
+    /// Extra HTTP listeners.
+    #[serde(default)]
+    pub http: HttpConfig,
+
+    /// `POST /events` and `GET /events`; absent, those answer 404.
+    pub events_api: Option<EventsApiConfig>,
+
+    /// The streams API (`/api/v1/streams/...`); absent, it answers 404.
+    pub streams_api: Option<StreamsApiConfig>,
+}
+
+/// Extra HTTP listeners, beside the main one (`--http`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Also serve the event APIs, their OpenAPI document and Swagger UI
+    /// (but not `/admin`, `/metrics` or health) on this address, e.g.
+    /// `"0.0.0.0:5000"`: the port to give API users, while the main one
+    /// stays for operators.
+    pub public: Option<std::net::SocketAddr>,
+}
+
+/// The events API: `POST /events` runs an HTTP-sourced route's chain on the
+/// body and publishes what it emits; `GET /events` reads the most recent
+/// records of a buffer sink.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventsApiConfig {
+    /// A route with `source = { http = true }`: its chain validates each
+    /// posted event and its sink is where accepted events are published.
+    pub ingest_route: String,
+    /// A buffer that a route fills (`sink = { buffer = "..." }`).
+    pub recent_buffer: String,
+    /// Largest request body in bytes (default 65536); bigger is a 413.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The streams API: append-only named streams with one producer each and
+/// per-consumer positions, all kept in Kafka.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsApiConfig {
+    /// Who may call the API (HTTP Basic). At least one.
+    pub credentials: Vec<BasicCredential>,
+    /// Prefix of the topic of each stream (default `"streams."`): stream
+    /// `orders` is the topic `streams.orders`.
+    pub topic_prefix: Option<String>,
+    /// The topic recording which producer owns which stream (default
+    /// `"switchyard.streams.owners"`).
+    pub owners_topic: Option<String>,
+    /// The compacted topic of consumer positions (default
+    /// `"switchyard.streams.positions"`).
+    pub positions_topic: Option<String>,
+    /// Replication factor of the topics the API creates (default: the
+    /// broker's default).
+    pub replication_factor: Option<i32>,
+    /// Largest request body in bytes (default 65536); bigger is a 413.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// One HTTP Basic user of the streams API. The password may be a secret
+/// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    pub user: String,
+    pub password: toml::Value,
 }
 
 /// Kafka client settings.
@@ -122,7 +190,7 @@ pub struct RouteConfig {
     #[serde(default)]
     pub chain: Vec<ChainStep>,
     /// Where untargeted outputs of the last plugin go.
-    pub sink: KafkaSink,
+    pub sink: SinkConfig,
     /// Named outputs a plugin may target by name, e.g.
     /// `outputs.audit = { topic = "orders.audit" }`.
     #[serde(default)]
@@ -144,12 +212,18 @@ pub struct RouteConfig {
     pub paused: bool,
 }
 
-/// Source topics and consumer group.
+/// Source topics and consumer group, or HTTP.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Topics to consume.
+    #[serde(default)]
     pub topics: Vec<String>,
+    /// Records come from an HTTP API (`[events_api]` or `[streams_api]`)
+    /// instead of topics: the chain runs on each request, and the request
+    /// succeeds once its outputs are on the broker.
+    #[serde(default)]
+    pub http: bool,
     /// Consumer group id (default `switchyard-<route name>`). Instances
     /// sharing a group share the partitions.
     pub group: Option<String>,
@@ -193,6 +267,32 @@ pub struct KafkaSink {
     pub topic: String,
 }
 
+/// A route's main sink: a topic, or an in-memory buffer of the most recent
+/// outputs (read by `GET /events`). Exactly one of `topic` and `buffer`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    pub topic: Option<String>,
+    /// Name of the buffer, e.g. `"recent-events"`.
+    pub buffer: Option<String>,
+    /// Most records the buffer keeps (default 1000); older ones are dropped.
+    pub capacity: Option<usize>,
+}
+
+/// Where a route's untargeted outputs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Topic(String),
+    /// An in-memory buffer keeping the `capacity` most recent outputs.
+    Buffer {
+        name: String,
+        capacity: usize,
+    },
+}
+
+/// Default size of a buffer sink.
+pub const DEFAULT_BUFFER_CAPACITY: usize = 1000;
+
 /// What to do when a plugin rejects a record or fails on it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,11 +326,14 @@ fn empty_table() -> toml::Table {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub name: String,
+    /// Empty for an HTTP-sourced route.
     pub topics: Vec<String>,
+    /// Fed by an HTTP API instead of topics.
+    pub http_source: bool,
     pub group: String,
     pub start_from: StartFrom,
     pub chain: Vec<ResolvedStep>,
-    pub sink: KafkaSink,
+    pub sink: Sink,
     pub outputs: BTreeMap<String, KafkaSink>,
     pub dead_letter: Option<KafkaSink>,
     pub on_error: ErrorAction,
@@ -275,7 +378,11 @@ fn path_dir(path: &Path) -> &Path {
 impl Route {
     /// Every topic this route writes to.
     pub fn output_topics(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.sink.topic.as_str())
+        let sink = match &self.sink {
+            Sink::Topic(topic) => Some(topic.as_str()),
+            Sink::Buffer { .. } => None,
+        };
+        sink.into_iter()
             .chain(self.outputs.values().map(|s| s.topic.as_str()))
             .chain(self.dead_letter.iter().map(|s| s.topic.as_str()))
     }
@@ -322,12 +429,51 @@ impl Config {
             if !seen.insert(r.name.as_str()) {
                 return Err(invalid(format!("route name `{}` is used twice", r.name)));
             }
-            if r.source.topics.is_empty() {
-                return Err(invalid(format!(
-                    "route `{}`: `source.topics` is empty",
-                    r.name
-                )));
+            match (r.source.topics.is_empty(), r.source.http) {
+                (true, false) => {
+                    return Err(invalid(format!(
+                        "route `{}`: `source.topics` is empty (give topics, or `http = true` \
+                         for a route fed by an HTTP API)",
+                        r.name
+                    )))
+                }
+                (false, true) => {
+                    return Err(invalid(format!(
+                        "route `{}`: `source` has both `topics` and `http = true`; choose one",
+                        r.name
+                    )))
+                }
+                _ => {}
             }
+            let sink = match (&r.sink.topic, &r.sink.buffer, r.sink.capacity) {
+                (Some(topic), None, None) => Sink::Topic(topic.clone()),
+                (None, Some(name), capacity) => {
+                    let capacity = capacity.unwrap_or(DEFAULT_BUFFER_CAPACITY);
+                    if capacity == 0 || name.is_empty() {
+                        return Err(invalid(format!(
+                            "route `{}`: a buffer sink needs a non-empty name and a capacity of at \
+                             least 1",
+                            r.name
+                        )));
+                    }
+                    Sink::Buffer {
+                        name: name.clone(),
+                        capacity,
+                    }
+                }
+                (Some(_), None, Some(_)) => {
+                    return Err(invalid(format!(
+                        "route `{}`: `sink.capacity` applies to a buffer sink only",
+                        r.name
+                    )))
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "route `{}`: `sink` needs exactly one of `topic` and `buffer`",
+                        r.name
+                    )))
+                }
+            };
             let mut chain = Vec::with_capacity(r.chain.len());
             for (i, step) in r.chain.iter().enumerate() {
                 let path = self.plugins_dir.join(format!("{}.wasm", step.plugin));
@@ -373,6 +519,7 @@ impl Config {
             routes.push(Route {
                 name: r.name.clone(),
                 topics: r.source.topics.clone(),
+                http_source: r.source.http,
                 group: r
                     .source
                     .group
@@ -380,7 +527,7 @@ impl Config {
                     .unwrap_or_else(|| format!("switchyard-{}", r.name)),
                 start_from: r.source.start_from,
                 chain,
-                sink: r.sink.clone(),
+                sink,
                 outputs: r.outputs.clone(),
                 dead_letter: r.dead_letter.clone(),
                 on_error,
@@ -395,7 +542,46 @@ impl Config {
                 paused: r.paused,
             });
         }
+        self.check_apis(&routes).map_err(invalid)?;
         Ok(routes)
+    }
+
+    /// The HTTP APIs name routes and buffers that must exist, as such.
+    fn check_apis(&self, routes: &[Route]) -> Result<(), String> {
+        let mut buffers = std::collections::BTreeSet::new();
+        for r in routes {
+            if let Sink::Buffer { name, .. } = &r.sink {
+                if !buffers.insert(name.as_str()) {
+                    return Err(format!(
+                        "buffer `{name}` is the sink of two routes; give each its own"
+                    ));
+                }
+            }
+        }
+        let http_route = |api: &str, name: &str| {
+            match routes.iter().find(|r| r.name == name) {
+            Some(r) if r.http_source => Ok(()),
+            Some(_) => Err(format!(
+                "`{api}.ingest_route`: route `{name}` is not fed by HTTP (set `source = {{ http = true }}`)"
+            )),
+            None => Err(format!("`{api}.ingest_route`: no route named `{name}`")),
+        }
+        };
+        if let Some(api) = &self.events_api {
+            http_route("events_api", &api.ingest_route)?;
+            if !buffers.contains(api.recent_buffer.as_str()) {
+                return Err(format!(
+                    "`events_api.recent_buffer`: no route has the sink `{{ buffer = \"{}\" }}`",
+                    api.recent_buffer
+                ));
+            }
+        }
+        if let Some(api) = &self.streams_api {
+            if api.credentials.is_empty() {
+                return Err("`streams_api.credentials` is empty: give at least one user".into());
+            }
+        }
+        Ok(())
     }
 }
 

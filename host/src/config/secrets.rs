@@ -24,6 +24,17 @@ pub fn resolve_table(config: &Table, base: &Path) -> Result<Table, String> {
         .collect()
 }
 
+/// A setting that is a string, or a secret reference to one; `at` names it
+/// in messages.
+pub fn resolve_string(value: &Value, at: &str, base: &Path) -> Result<String, String> {
+    match resolve(value, at, base)? {
+        Value::String(s) => Ok(s),
+        _ => Err(format!(
+            "{at}: must be a string or a secret reference ({{ \"$env\" = \"NAME\" }} or {{ \"$file\" = \"path\" }})"
+        )),
+    }
+}
+
 fn resolve(value: &Value, at: &str, base: &Path) -> Result<Value, String> {
     match value {
         Value::Table(table) => match secret_of(table, at, base)? {

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kafka::KafkaSettings;
 use crate::plugin::PluginRuntime;
+use crate::route::buffer::Buffers;
 use crate::route::status::StatusBoard;
 use crate::route::Producer;
 pub use plugins::{PluginStatus, Refusal, ReloadOutcome};
@@ -41,6 +42,8 @@ pub struct Deps {
     /// The routes file.
     pub config_path: PathBuf,
     pub plugins_dir: PathBuf,
+    /// The buffer sinks of routes, by name.
+    pub buffers: Buffers,
 }
 
 /// The control plane. Cheap to clone.

@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::routes_file::{self, EditError};
 use super::ControlPlane;
-use crate::config::{Config, Route};
+use crate::config::{Config, Route, Sink};
 use crate::plugin::pool::Limits;
 use crate::plugin::InstancePool;
-use crate::route::chain::Chain;
+use crate::route::chain::{Chain, Destination};
 use crate::route::status::RouteState;
 use crate::route::{self, RouteRuntime};
 
@@ -93,6 +93,11 @@ impl ControlPlane {
     /// The runtimes of every known route, paused ones included.
     pub(super) fn live_runtimes(&self) -> Vec<Arc<RouteRuntime>> {
         self.routes().values().map(|l| l.rt.clone()).collect()
+    }
+
+    /// The runtime of route `name`, if it is known (running or paused).
+    pub fn route(&self, name: &str) -> Option<Arc<RouteRuntime>> {
+        self.routes().get(name).map(|l| l.rt.clone())
     }
 
     /// Why the routes file on disk is not what runs, if it is not.
@@ -294,7 +299,14 @@ impl ControlPlane {
             .iter()
             .map(|(name, sink)| (name.clone(), sink.topic.clone()))
             .collect();
-        Ok(Chain::new(pools, &route.sink.topic, &outputs))
+        let sink = match &route.sink {
+            Sink::Topic(topic) => Destination::topic(topic),
+            Sink::Buffer { name, capacity } => Destination::Buffer {
+                name: name.as_str().into(),
+                buffer: self.inner.deps.buffers.open(name, *capacity),
+            },
+        };
+        Ok(Chain::new(pools, sink, &outputs))
     }
 
     /// Register a built route on the board and start it, or mark it paused.
@@ -307,6 +319,12 @@ impl ControlPlane {
         let task = if rt.route.paused {
             rt.entry.set(RouteState::Paused);
             tracing::info!(route = %rt.route.name, "route paused");
+            None
+        } else if rt.route.http_source {
+            // Nothing to consume: requests run its chain (see
+            // `route::ingest`).
+            rt.entry.set(RouteState::Running);
+            tracing::info!(route = %rt.route.name, chain = %rt.chain().versions(), "route serving HTTP requests");
             None
         } else {
             let stop = deps.shutdown.child_token();

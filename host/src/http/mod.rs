@@ -6,9 +6,15 @@
 //! - `GET /readyz`, `GET /healthz`: 200 once every route runs, 503 with each
 //!   route's state otherwise.
 //! - `/admin/...`: see [`admin`].
+//! - `/events`: see [`events`]; `/api/v1/streams/...`: see [`streams`].
+//! - `/openapi.json` and Swagger UI at `/swagger`: see [`openapi`].
 
 pub mod admin;
 pub mod auth;
+pub mod body;
+pub mod events;
+pub mod openapi;
+pub mod streams;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,9 +22,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use std::sync::Arc;
 
+use crate::config::EventsApiConfig;
 use crate::control::ControlPlane;
+use crate::route::buffer::Buffers;
 use crate::route::status::{RouteReport, StatusBoard};
+use crate::route::Producer;
 pub use auth::AdminToken;
 
 /// What the HTTP handlers share.
@@ -29,6 +39,13 @@ pub struct AppState {
     pub control: ControlPlane,
     /// `None`: admin changes are refused (403).
     pub admin_token: Option<AdminToken>,
+    /// Publishes what HTTP-sourced routes emit.
+    pub producer: Producer,
+    pub buffers: Buffers,
+    /// `None`: the events API answers 404.
+    pub events_api: Option<Arc<EventsApiConfig>>,
+    /// `None`: the streams API answers 404.
+    pub streams_api: Option<Arc<streams::StreamsHttp>>,
 }
 
 /// Which cluster this instance talks to; shown on `/healthz` so that tools
@@ -79,7 +96,16 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/healthz", get(ready))
         .with_state(state.clone())
-        .merge(admin::router(state))
+        .merge(admin::router(state.clone()))
+        .merge(public_app(state))
+}
+
+/// The event APIs and their docs only: what the public listener serves.
+pub fn public_app(state: AppState) -> Router {
+    Router::new()
+        .merge(events::router(state.clone()))
+        .merge(streams::router(state))
+        .merge(openapi::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
 }
 

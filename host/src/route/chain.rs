@@ -10,17 +10,60 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::buffer::RecentBuffer;
 use super::shadow::Shadow;
 use crate::plugin::bindings::{Error as PluginError, Event, Header, Outcome, Output};
 use crate::plugin::{CallError, InstancePool, LoadedPlugin};
 
+/// Where an output goes.
+#[derive(Clone)]
+pub enum Destination {
+    Topic(Arc<str>),
+    /// A route's buffer sink (see [`super::buffer`]).
+    Buffer {
+        name: Arc<str>,
+        buffer: Arc<RecentBuffer>,
+    },
+}
+
+impl Destination {
+    pub fn topic(topic: &str) -> Destination {
+        Destination::Topic(topic.into())
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Topic(topic) => write!(f, "topic `{topic}`"),
+            Destination::Buffer { name, .. } => write!(f, "buffer `{name}`"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// A record ready to be produced.
 #[derive(Debug, Clone)]
 pub struct Routed {
-    pub topic: Arc<str>,
+    pub to: Destination,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<Header>,
+}
+
+impl Routed {
+    /// The topic this output goes to; `None` for a buffer.
+    pub fn topic(&self) -> Option<&str> {
+        match &self.to {
+            Destination::Topic(topic) => Some(topic),
+            Destination::Buffer { .. } => None,
+        }
+    }
 }
 
 /// Why a source record failed.
@@ -68,8 +111,8 @@ pub type RecordResult = Result<Vec<Routed>, Failure>;
 /// new plugin version makes a new chain (see [`Chain::with_version`]).
 pub struct Chain {
     steps: Vec<Step>,
-    sink: Arc<str>,
-    outputs: BTreeMap<String, Arc<str>>,
+    sink: Destination,
+    outputs: BTreeMap<String, Destination>,
     /// Header stamped on every output: which plugin versions made it.
     chain_header: Header,
     /// A candidate version compared with one step, if an operator attached
@@ -88,14 +131,18 @@ struct Step {
 pub const CHAIN_HEADER: &str = "switchyard-chain";
 
 impl Chain {
-    pub fn new(pools: Vec<InstancePool>, sink: &str, outputs: &BTreeMap<String, String>) -> Chain {
+    pub fn new(
+        pools: Vec<InstancePool>,
+        sink: Destination,
+        outputs: &BTreeMap<String, String>,
+    ) -> Chain {
         let outputs = outputs
             .iter()
-            .map(|(name, topic)| (name.clone(), topic.as_str().into()))
+            .map(|(name, topic)| (name.clone(), Destination::topic(topic)))
             .collect();
         Chain::from_pools(
             pools.into_iter().map(Arc::new).collect(),
-            sink.into(),
+            sink,
             outputs,
             None,
         )
@@ -103,8 +150,8 @@ impl Chain {
 
     fn from_pools(
         pools: Vec<Arc<InstancePool>>,
-        sink: Arc<str>,
-        outputs: BTreeMap<String, Arc<str>>,
+        sink: Destination,
+        outputs: BTreeMap<String, Destination>,
         shadow: Option<Arc<Shadow>>,
     ) -> Chain {
         let steps: Vec<Step> = pools
@@ -280,7 +327,7 @@ impl Chain {
         if self.steps.is_empty() {
             for (event, out) in events.iter().zip(done.iter_mut()) {
                 out.push(Routed {
-                    topic: self.sink.clone(),
+                    to: self.sink.clone(),
                     key: event.key.clone(),
                     value: event.value.clone(),
                     headers: event.headers.clone(),
@@ -297,11 +344,11 @@ impl Chain {
             .collect()
     }
 
-    fn routed(&self, topic: &Arc<str>, output: Output) -> Routed {
+    fn routed(&self, to: &Destination, output: Output) -> Routed {
         let mut headers = output.headers;
         headers.push(self.chain_header.clone());
         Routed {
-            topic: topic.clone(),
+            to: to.clone(),
             key: output.key,
             value: output.value,
             headers,

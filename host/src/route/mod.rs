@@ -15,7 +15,9 @@
 //! the broker. The acker awaits deliveries strictly in offset order, so the
 //! stored offset can never pass a record whose outputs are still in flight.
 
+pub mod buffer;
 pub mod chain;
+pub mod ingest;
 pub mod partition;
 pub mod shadow;
 pub mod status;

@@ -13,7 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::chain::{Failure, FailureKind, RecordResult, Routed};
+use super::chain::{Destination, Failure, FailureKind, RecordResult, Routed};
 use super::status::RouteState;
 use super::{Producer, RouteConsumer, RouteRuntime};
 use crate::config::ErrorAction;
@@ -124,6 +124,10 @@ impl Worker {
                         if outputs.is_empty() {
                             counters.dropped.inc();
                         }
+                        // Outputs kept in a buffer sink are out already;
+                        // the acker counts the others once acknowledged.
+                        let buffered = outputs.len() - deliveries.len();
+                        counters.records_out.inc_by(buffered as u64);
                         return Some((deliveries, false));
                     }
                     Err(failure) => failure,
@@ -201,26 +205,43 @@ impl Worker {
     /// Hand every output to the producer, in order. A full local queue
     /// is waited out; any other refusal fails the record.
     async fn produce_all(&self, outputs: &[Routed]) -> Result<Vec<DeliveryFuture>, Failure> {
-        let mut deliveries = Vec::with_capacity(outputs.len());
-        for output in outputs {
-            let headers = to_kafka_headers(output);
-            let future = send(
-                &self.producer,
-                &output.topic,
-                output.key.as_deref(),
-                output.value.as_deref(),
-                headers,
-            )
-            .await
-            .map_err(|e| Failure {
-                plugin: "switchyard".into(),
-                kind: FailureKind::Sink,
-                message: format!("producing to `{}` failed: {e}", output.topic),
-            })?;
-            deliveries.push(future);
-        }
-        Ok(deliveries)
+        produce_all(&self.producer, outputs).await
     }
+}
+
+/// Hand every output to its destination, in order: topics through the
+/// producer (a full local queue is waited out, any other refusal fails the
+/// record), buffers at once. Returns the deliveries to await.
+pub(crate) async fn produce_all(
+    producer: &Producer,
+    outputs: &[Routed],
+) -> Result<Vec<DeliveryFuture>, Failure> {
+    let mut deliveries = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let topic = match &output.to {
+            Destination::Topic(topic) => topic,
+            Destination::Buffer { buffer, .. } => {
+                buffer.push(output.value.as_deref());
+                continue;
+            }
+        };
+        let headers = to_kafka_headers(output);
+        let future = send(
+            producer,
+            topic,
+            output.key.as_deref(),
+            output.value.as_deref(),
+            headers,
+        )
+        .await
+        .map_err(|e| Failure {
+            plugin: "switchyard".into(),
+            kind: FailureKind::Sink,
+            message: format!("producing to `{topic}` failed: {e}"),
+        })?;
+        deliveries.push(future);
+    }
+    Ok(deliveries)
 }
 
 fn to_kafka_headers(output: &Routed) -> OwnedHeaders {
@@ -284,7 +305,7 @@ fn dead_letter_record(
         value: value.into_bytes(),
     }));
     Routed {
-        topic: topic.into(),
+        to: Destination::topic(topic),
         key: event.key.clone(),
         value: event.value.clone(),
         headers,

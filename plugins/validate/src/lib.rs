@@ -143,7 +143,8 @@ enum DefaultValue {
 }
 
 const CONFIG_KEYS: &str = "fields, unknown_fields";
-const RULES: &str = "required, type, nullable, one_of, format, min_length, max_length, default";
+const RULES: &str =
+    "required, type, nullable, one_of, format, min_length, max_length, default, default_null";
 const TYPES: &str = "\"string\", \"number\", \"integer\", \"boolean\", \"object\" or \"array\"";
 const EXAMPLE: &str = r#"fields = { userId = { required = true, type = "string" } }"#;
 /// How the host's TOML-to-JSON conversion writes a TOML date-time.
@@ -262,6 +263,19 @@ fn parse_rule(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<R
                 Some(n) => rule.max_length = Some(n),
                 None => problem("a whole number of characters, 0 or more"),
             },
+            // TOML has no null: this is how a routes file says
+            // `default = null`.
+            "default_null" => match value.as_bool() {
+                Some(true) if rule.default.is_some() => problems.push(format!(
+                    "fields.{name}: give `default` or `default_null`, not both"
+                )),
+                Some(true) => rule.default = Some(DefaultValue::Literal(Value::Null)),
+                Some(false) => {}
+                None => problem("true or false"),
+            },
+            "default" if rule.default.is_some() => problems.push(format!(
+                "fields.{name}: give `default` or `default_null`, not both"
+            )),
             "default" => {
                 rule.default = Some(match untoml(value) {
                     Value::String(s) if s == "now" => DefaultValue::Now,
@@ -748,6 +762,23 @@ mod tests {
     }
 
     #[test]
+    fn default_null_writes_null_for_a_missing_field() {
+        let config = r#"{"fields": {"data": {"type": "object", "nullable": true, "default_null": true}}}"#;
+        assert_eq!(run(config, r#"{"a":1}"#).unwrap(), r#"{"a":1,"data":null}"#);
+        assert_eq!(run(config, r#"{"data":{"x":1}}"#).unwrap(), r#"{"data":{"x":1}}"#);
+        let both = r#"{"fields": {"d": {"nullable": true, "default": 1, "default_null": true}}}"#;
+        assert_eq!(
+            Config::parse(both).unwrap_err(),
+            ["fields.d: give `default` or `default_null`, not both"]
+        );
+        let not_nullable = r#"{"fields": {"d": {"default_null": true}}}"#;
+        assert_eq!(
+            Config::parse(not_nullable).unwrap_err(),
+            ["fields.d.default: null breaks the field's own rules: must not be null"]
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported() {
         assert_eq!(
             run(
@@ -855,7 +886,7 @@ mod tests {
             (r#"{"fields": {}, "feilds": 1}"#, "unknown config key \"feilds\" (known keys: fields, unknown_fields)"),
             (r#"{"fields": {}, "unknown_fields": "deny"}"#, "unknown_fields: must be \"allow\", \"drop\" or \"reject\" (got \"deny\")"),
             (r#"{"fields": {"a": true}}"#, "fields.a: must be a table of rules like { required = true, type = \"string\" } (got true)"),
-            (r#"{"fields": {"a": {"requird": true}}}"#, "fields.a: unknown rule \"requird\" (known rules: required, type, nullable, one_of, format, min_length, max_length, default)"),
+            (r#"{"fields": {"a": {"requird": true}}}"#, "fields.a: unknown rule \"requird\" (known rules: required, type, nullable, one_of, format, min_length, max_length, default, default_null)"),
             (r#"{"fields": {"a": {"required": "yes"}}}"#, "fields.a.required: must be true or false (got \"yes\")"),
             (r#"{"fields": {"a": {"type": "str"}}}"#, "fields.a.type: must be \"string\", \"number\", \"integer\", \"boolean\", \"object\" or \"array\" (got \"str\")"),
             (r#"{"fields": {"a": {"one_of": []}}}"#, "fields.a.one_of: must be a non-empty list of allowed values (got an array)"),

@@ -1,0 +1,193 @@
+//! The events API:
+//!
+//! - `POST /events`: a JSON event, run through the ingest route's chain
+//!   (validation) while the client waits, then published; `202 Accepted`
+//!   once the broker has acknowledged it.
+//! - `GET /events?limit=N`: the most recent events the recent-events route
+//!   has processed, newest first.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+use super::body::{self, BodyError};
+use super::{ApiError, AppState};
+use crate::config::EventsApiConfig;
+use crate::route::ingest::{self, IngestError};
+
+/// `GET /events` without `limit`.
+pub const DEFAULT_LIMIT: usize = 20;
+/// Largest `limit` of `GET /events`.
+pub const MAX_LIMIT: usize = 1000;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/events", post(post_event).get(recent_events))
+        .with_state(state)
+}
+
+/// A user activity event, as posted. What is required and allowed is the
+/// ingest route's validation; these are the rules of the bundled example.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserEvent {
+    /// Who did it.
+    #[schema(example = "u1")]
+    pub user_id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    #[schema(example = "login")]
+    pub kind: String,
+    /// When (RFC 3339); the server's time when missing.
+    #[schema(example = "2025-11-06T18:00:00Z", format = DateTime)]
+    pub timestamp: Option<String>,
+    /// Anything else, as an object.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// `202 Accepted`: the event is on the broker.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+}
+
+/// An event the validation refused: every reason.
+#[derive(Serialize, ToSchema)]
+pub struct Invalid {
+    #[schema(example = "invalid event")]
+    pub error: String,
+    #[schema(example = json!(["type: must be one of login, logout, purchase (got \"signup\")"]))]
+    pub reasons: Vec<String>,
+}
+
+/// Any other error: what is wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(example = "limit must be a whole number from 1 to 1000 (got \"abc\")")]
+    pub error: String,
+}
+
+fn api(state: &AppState) -> Result<&EventsApiConfig, ApiError> {
+    state.events_api.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the events API is not enabled (no [events_api] in the routes file)",
+        )
+    })
+}
+
+fn body_error(e: BodyError) -> ApiError {
+    ApiError::new(e.status(), e.to_string())
+}
+
+/// Publish an event.
+///
+/// The event is checked by the ingest route's plugins before anything is
+/// stored: an invalid event is a 400 naming every reason. `202 Accepted`
+/// means the event was written to Kafka and acknowledged by the broker
+/// (with the producer's `acks=all`, by every in-sync replica): it will be
+/// processed even if this server stops now. It does not mean it was
+/// processed yet; `GET /events` shows it a few milliseconds later.
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "events",
+    request_body(content = UserEvent, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Acknowledged by Kafka", body = Accepted),
+        (status = 400, description = "Malformed JSON, or the event is invalid (every reason given)", body = Invalid),
+        (status = 413, description = "Body larger than the limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "Kafka did not acknowledge in time, or the ingest route is paused; retry", body = ErrorBody),
+    )
+)]
+pub async fn post_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let api = api(&state)?;
+    let limit = api.max_body_bytes.unwrap_or(body::DEFAULT_MAX_BODY);
+    let bytes = body::read(&headers, body, "application/json", limit)
+        .await
+        .map_err(body_error)?;
+    let value: serde_json::Value = body::json(&bytes).map_err(body_error)?;
+    // Events of one user keep their order: they share a partition.
+    let key = value
+        .get("userId")
+        .and_then(|v| v.as_str())
+        .map(|s| s.as_bytes().to_vec());
+    let route = state.control.route(&api.ingest_route).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the ingest route `{}` is not running", api.ingest_route),
+        )
+    })?;
+    match ingest::ingest(&route, &state.producer, key, bytes.to_vec(), Vec::new()).await {
+        Ok(_) => Ok((StatusCode::ACCEPTED, Json(Accepted { status: "accepted" })).into_response()),
+        Err(IngestError::Rejected(reasons)) => Ok((
+            StatusCode::BAD_REQUEST,
+            Json(Invalid {
+                error: "invalid event".into(),
+                reasons,
+            }),
+        )
+            .into_response()),
+        Err(e @ (IngestError::NotRunning(_) | IngestError::Unavailable(_))) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
+        Err(IngestError::Failed(e)) => {
+            tracing::error!(route = %api.ingest_route, "an event could not be processed: {e}");
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+        }
+    }
+}
+
+/// The most recent processed events.
+///
+/// Newest first. The events are those the recent-events route has
+/// processed since this server started (kept in memory, a bounded number).
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    params(("limit" = Option<usize>, Query, description = "How many, 1 to 1000; default 20", minimum = 1, maximum = 1000)),
+    responses(
+        (status = 200, description = "Newest first", body = [UserEvent]),
+        (status = 400, description = "Bad `limit`", body = ErrorBody),
+    )
+)]
+pub async fn recent_events(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let api = api(&state)?;
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n @ 1..=MAX_LIMIT) => n,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT} (got {text:?})"),
+                ))
+            }
+        },
+    };
+    let events = match state.buffers.get(&api.recent_buffer) {
+        Some(buffer) => buffer.recent(limit),
+        None => Vec::new(),
+    };
+    let body = serde_json::to_vec(&events).expect("raw JSON values serialise");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}

@@ -1,0 +1,120 @@
+//! HTTP-sourced routes: a request's body is one record, run through the
+//! route's current chain while the client waits, and its outputs produced;
+//! the request succeeds once the broker has acknowledged every one of
+//! them. Nothing is dead-lettered: a record the chain refuses was never
+//! accepted, and the client is told why.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::chain::{FailureKind, Routed};
+use super::partition::produce_all;
+use super::status::RouteState;
+use super::{Producer, RouteRuntime};
+use crate::plugin::bindings::{Event, Header};
+
+/// How long a request waits for the broker before it is told to retry.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an ingested record was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A plugin rejected the record: every reason it gave.
+    #[error("rejected: {}", .0.join("; "))]
+    Rejected(Vec<String>),
+    /// The route is paused or stopped; try again later.
+    #[error("route `{0}` is not running")]
+    NotRunning(String),
+    /// The broker did not acknowledge in time, or a plugin failed
+    /// transiently: the record may or may not be stored; retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A plugin failed on the record (trap, deadline, broken contract).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Source coordinates of HTTP records: the route's name as the topic, a
+/// per-process sequence as the offset (plugins see them in `event`).
+static SEQUENCE: AtomicI64 = AtomicI64::new(0);
+
+/// Run one record through `rt`'s chain and produce its outputs, waiting for
+/// the broker. Returns the outputs as produced.
+pub async fn ingest(
+    rt: &RouteRuntime,
+    producer: &Producer,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    headers: Vec<Header>,
+) -> Result<Vec<Routed>, IngestError> {
+    let route = &rt.route.name;
+    if rt.entry.state() != RouteState::Running {
+        return Err(IngestError::NotRunning(route.clone()));
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let event = Event {
+        topic: format!("http:{route}"),
+        partition: 0,
+        offset: SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        timestamp_ms: Some(now_ms),
+        key,
+        value: Some(value),
+        headers,
+    };
+    let counters = &rt.entry.counters;
+    counters.records_in.inc();
+    let chain = rt.chain();
+    // Plugin calls are synchronous and may take up to their deadline.
+    let result = tokio::task::spawn_blocking(move || chain.run(std::slice::from_ref(&event)))
+        .await
+        .map_err(|e| IngestError::Failed(format!("the plugin chain panicked: {e}")))?
+        .pop()
+        .expect("one result per record");
+    let outputs = match result {
+        Ok(outputs) => outputs,
+        Err(failure) => {
+            return Err(match failure.kind {
+                FailureKind::Rejected => {
+                    counters.rejected.inc();
+                    IngestError::Rejected(failure.message.split("; ").map(str::to_owned).collect())
+                }
+                FailureKind::Retryable | FailureKind::Sink => IngestError::Unavailable(format!(
+                    "{} failed transiently: {}",
+                    failure.plugin, failure.message
+                )),
+                _ => IngestError::Failed(format!("{} failed: {}", failure.plugin, failure.message)),
+            });
+        }
+    };
+    if outputs.is_empty() {
+        counters.dropped.inc();
+        return Ok(outputs);
+    }
+    let deliveries = produce_all(producer, &outputs)
+        .await
+        .map_err(|f| IngestError::Unavailable(f.message))?;
+    let acknowledged = async {
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(format!("the broker refused the record: {e}")),
+                Err(_) => return Err("the producer is shutting down".to_owned()),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(DELIVERY_TIMEOUT, acknowledged).await {
+        Ok(Ok(())) => {
+            counters.records_out.inc_by(outputs.len() as u64);
+            Ok(outputs)
+        }
+        Ok(Err(e)) => Err(IngestError::Unavailable(e)),
+        Err(_) => Err(IngestError::Unavailable(format!(
+            "the broker did not acknowledge within {} s",
+            DELIVERY_TIMEOUT.as_secs()
+        ))),
+    }
+}
