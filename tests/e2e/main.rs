@@ -4,6 +4,7 @@
 mod admin_routes;
 mod bad_input;
 mod delivery;
+mod events_api;
 mod hot_reload;
 mod plugin_kit;
 mod plugin_loading;
@@ -13,3 +14,4 @@ mod plugin_redact;
 mod plugin_validate;
 mod sandbox;
 mod shadow;
+mod streams_api;

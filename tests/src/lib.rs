@@ -525,3 +525,51 @@ pub fn get_json(url: &str) -> Option<(u16, serde_json::Value)> {
     .ok()
     .flatten()
 }
+
+/// An HTTP answer: status, `Content-Type` and body text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body parsed as JSON (panics, with the body, if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+}
+
+/// One request over a real socket: `method url`, with `headers` and `body`.
+pub async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    // A client per call: a client's connections belong to the runtime that
+    // opened them, and each test has its own.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("HTTP client");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+    let mut request = client.request(method.clone(), url).body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap_or_default();
+    Reply {
+        status,
+        content_type,
+        text,
+    }
+}

@@ -288,7 +288,7 @@ pub async fn append(
 ) -> Result<Response, Refusal> {
     let api = guard(&state, &headers)?;
     check_stream(&stream)?;
-    let producer = id_header(&headers, "x-producer-id")?;
+    let producer = id_header(&headers, "X-Producer-ID")?;
     let bytes = body::read(&headers, body, "application/json", api.max_body)
         .await
         .map_err(body_refused)?;
@@ -347,7 +347,7 @@ pub async fn read(
 ) -> Result<Response, Refusal> {
     let api = guard(&state, &headers)?;
     check_stream(&stream)?;
-    let consumer = id_header(&headers, "x-consumer-id")?;
+    let consumer = id_header(&headers, "X-Consumer-ID")?;
     let Ok(Query(query)) = query else {
         return Err(bad_request("the query string is malformed"));
     };
@@ -442,7 +442,7 @@ pub async fn acknowledge(
 ) -> Result<Response, Refusal> {
     let api = guard(&state, &headers)?;
     check_stream(&stream)?;
-    let consumer = id_header(&headers, "x-consumer-id")?;
+    let consumer = id_header(&headers, "X-Consumer-ID")?;
     let form = "application/x-www-form-urlencoded";
     let bytes = body::read(&headers, body, form, api.max_body)
         .await

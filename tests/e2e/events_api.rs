@@ -1,0 +1,355 @@
+//! The events API over real sockets on real Kafka: the examples of the
+//! event-API document as written (202, the output shape, `data: null`),
+//! every refusal with its status (400 with every reason, 413, 415, 503,
+//! bad `limit`), what 202 promises (the event is on the topic), the order
+//! and limits of `GET /events`, and the public listener.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchyard_tests::*;
+
+const TOKEN: &str = "events-admin-token-0123456789";
+
+struct Api {
+    sy: Switchyard,
+    /// The public listener: the event APIs only.
+    public: String,
+    topic: String,
+}
+
+async fn start() -> Api {
+    let topic = unique("user-events");
+    create_topics(&[&topic], 2).await;
+    let public = free_addr();
+    let routes = format!(
+        r#"
+[http]
+public = "{public}"
+
+[events_api]
+ingest_route = "events-ingest"
+recent_buffer = "recent"
+max_body_bytes = 1024
+
+[[routes]]
+name = "events-ingest"
+source = {{ http = true }}
+sink = {{ topic = "{topic}" }}
+[[routes.chain]]
+plugin = "validate"
+config.fields.userId = {{ required = true, type = "string", min_length = 1 }}
+config.fields.type = {{ required = true, type = "string", one_of = ["login", "logout", "purchase"] }}
+config.fields.timestamp = {{ type = "string", format = "rfc3339", default = "now" }}
+config.fields.data = {{ type = "object", nullable = true, default_null = true }}
+
+[[routes]]
+name = "events-recent"
+source = {{ topics = ["{topic}"], group = "{group}" }}
+sink = {{ buffer = "recent", capacity = 50 }}
+"#,
+        group = unique("challenge-consumer"),
+    );
+    let mut sy = Switchyard::start_custom(
+        &plugins_dir(),
+        &routes,
+        &["--brokers", &bootstrap()],
+        &[("SWITCHYARD_ADMIN_TOKEN", TOKEN)],
+    );
+    sy.wait_healthy(Duration::from_secs(60));
+    Api { sy, public, topic }
+}
+
+async fn post(api: &Api, body: &str) -> Reply {
+    call(
+        "POST",
+        &format!("http://{}/events", api.public),
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await
+}
+
+async fn recent(api: &Api, query: &str) -> Reply {
+    call(
+        "GET",
+        &format!("http://{}/events{query}", api.public),
+        &[],
+        b"",
+    )
+    .await
+}
+
+/// `GET /events?limit=N` until it holds `n` events.
+async fn wait_for_recent(api: &Api, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = recent(api, &format!("?limit={n}")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let events = reply.json().as_array().unwrap().clone();
+        if events.len() >= n {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} events in GET /events\n{}",
+            events.len(),
+            api.sy.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_examples_work_as_written() {
+    let api = start().await;
+    // The two curl examples of the document.
+    let login = post(&api, r#"{"userId":"u1","type":"login"}"#).await;
+    assert_eq!(login.status, 202, "{login:?}");
+    assert_eq!(login.json(), json!({"status": "accepted"}));
+    let purchase = post(
+        &api,
+        r#"{"userId":"u2","type":"purchase","data":{"amount":99.9}}"#,
+    )
+    .await;
+    assert_eq!(purchase.status, 202, "{purchase:?}");
+
+    // 202 means on the broker: a plain consumer reads both, validated
+    // (server time filled in), keyed by user.
+    let on_topic = read_topic(&api.topic, 2, Duration::from_secs(30));
+    let mut by_user: Vec<(String, Value)> = on_topic
+        .iter()
+        .map(|r| (r.key.clone().unwrap_or_default(), r.json()))
+        .collect();
+    by_user.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(by_user[0].0, "u1");
+    assert_eq!(by_user[1].0, "u2");
+    for (_, event) in &by_user {
+        let stamp = event["timestamp"].as_str().expect("timestamp filled in");
+        assert!(stamp.ends_with('Z') && stamp.len() == 24, "{stamp}");
+    }
+
+    // GET /events: the processed events, newest first, in the document's
+    // shape, `data` null when none was given.
+    let events = wait_for_recent(&api, 2).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["userId"], "u2");
+    assert_eq!(events[0]["data"], json!({"amount": 99.9}));
+    assert_eq!(events[1]["userId"], "u1");
+    assert_eq!(events[1]["type"], "login");
+    assert_eq!(events[1]["data"], Value::Null);
+    let mut keys: Vec<&str> = events[1]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["data", "timestamp", "type", "userId"]);
+
+    // A timestamp given is kept as given.
+    let given = post(
+        &api,
+        r#"{"userId":"u3","type":"logout","timestamp":"2025-11-06T18:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(given.status, 202);
+    let events = wait_for_recent(&api, 3).await;
+    assert_eq!(events[0]["timestamp"], "2025-11-06T18:00:00Z");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_clear_errors_and_nothing_is_published() {
+    let api = start().await;
+    let url = format!("http://{}/events", api.public);
+    let json_type = [("Content-Type", "application/json")];
+
+    // Invalid events: 400 with every reason.
+    let invalid = post(&api, r#"{"type":"signup","timestamp":"yesterday"}"#).await;
+    assert_eq!(invalid.status, 400, "{invalid:?}");
+    assert_eq!(
+        invalid.json(),
+        json!({
+            "error": "invalid event",
+            "reasons": [
+                "type: must be one of login, logout, purchase (got \"signup\")",
+                "timestamp: must be an RFC 3339 timestamp (got \"yesterday\")",
+                "userId: required",
+            ]
+        })
+    );
+    let missing = post(&api, r#"{"type":"login"}"#).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.json()["reasons"], json!(["userId: required"]));
+    let not_object = post(&api, "[1,2]").await;
+    assert_eq!(not_object.status, 400);
+    assert_eq!(
+        not_object.json()["reasons"],
+        json!(["value is not a JSON object: found an array"])
+    );
+
+    // Malformed JSON: 400 naming where.
+    let malformed = post(&api, r#"{"userId":"#).await;
+    assert_eq!(malformed.status, 400);
+    let error = malformed.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.starts_with("malformed JSON: EOF while parsing"),
+        "{error}"
+    );
+
+    // Wrong or missing content type: 415.
+    let text = call("POST", &url, &[("Content-Type", "text/plain")], b"{}").await;
+    assert_eq!(text.status, 415);
+    assert_eq!(
+        text.json()["error"],
+        "Content-Type must be application/json (got text/plain)"
+    );
+    let none = call("POST", &url, &[], br#"{"userId":"u1","type":"login"}"#).await;
+    assert_eq!(none.status, 415);
+    assert_eq!(
+        none.json()["error"],
+        "Content-Type must be application/json (none given)"
+    );
+
+    // Too large (the limit here is 1024 bytes): 413, declared or streamed.
+    let big = format!(
+        r#"{{"userId":"u1","type":"login","data":{{"x":"{}"}}}}"#,
+        "a".repeat(2000)
+    );
+    let too_large = call("POST", &url, &json_type, big.as_bytes()).await;
+    assert_eq!(too_large.status, 413);
+    assert_eq!(
+        too_large.json()["error"],
+        "the body is larger than the limit of 1024 bytes"
+    );
+
+    // A charset parameter is fine.
+    let charset = call(
+        "POST",
+        &url,
+        &[("Content-Type", "application/json; charset=utf-8")],
+        br#"{"userId":"ok","type":"login"}"#,
+    )
+    .await;
+    assert_eq!(charset.status, 202, "{charset:?}");
+
+    // Bad limits: 400 naming the value.
+    for bad in ["abc", "0", "1001", "-1", "2.5"] {
+        let reply = recent(&api, &format!("?limit={bad}")).await;
+        assert_eq!(reply.status, 400, "limit={bad}: {reply:?}");
+        assert_eq!(
+            reply.json()["error"],
+            format!("limit must be a whole number from 1 to 1000 (got {bad:?})")
+        );
+    }
+
+    // Of all that, only the one valid event reached the topic.
+    let events = wait_for_recent(&api, 1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["userId"], "ok");
+    assert_eq!(topic_size(&api.topic), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recent_events_are_newest_first_bounded_and_limited() {
+    let api = start().await;
+    // 60 events into a buffer of 50.
+    for i in 0..60 {
+        let reply = post(&api, &format!(r#"{{"userId":"u{i}","type":"login"}}"#)).await;
+        assert_eq!(reply.status, 202, "{reply:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = recent(&api, "?limit=1000").await.json();
+        let all = all.as_array().unwrap();
+        // The last event posted is the newest, once all are processed.
+        if all.len() == 50 && all[0]["userId"] == "u59" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{all:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The buffer keeps the 50 most recent. Events of one user are ordered;
+    // across users (two partitions) the processing order may interleave,
+    // so compare as sets.
+    let all = recent(&api, "?limit=1000").await.json();
+    let mut users: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["userId"].as_str().unwrap().to_owned())
+        .collect();
+    users.sort();
+    let mut expected: Vec<String> = (10..60).map(|i| format!("u{i}")).collect();
+    expected.sort();
+    assert_eq!(users, expected);
+    // Without a limit: 20.
+    assert_eq!(recent(&api, "").await.json().as_array().unwrap().len(), 20);
+    assert_eq!(
+        recent(&api, "?limit=3")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_ingest_route_answers_503_then_serves_again() {
+    let api = start().await;
+    let admin = format!("http://{}/admin/routes/events-ingest", api.sy.http);
+    let auth = format!("Bearer {TOKEN}");
+    let paused = call(
+        "POST",
+        &format!("{admin}/pause"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(paused.status, 200, "{paused:?}");
+    let refused = post(&api, r#"{"userId":"u1","type":"login"}"#).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(
+        refused.json()["error"],
+        "route `events-ingest` is not running"
+    );
+    let resumed = call(
+        "POST",
+        &format!("{admin}/resume"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(resumed.status, 200, "{resumed:?}");
+    let accepted = post(&api, r#"{"userId":"u1","type":"login"}"#).await;
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert_eq!(topic_size(&api.topic), 1);
+
+    // The public listener serves the event APIs and their docs, not the
+    // admin API, health or metrics; the main listener serves both.
+    for path in ["/admin/routes", "/healthz", "/metrics"] {
+        let reply = call("GET", &format!("http://{}{path}", api.public), &[], b"").await;
+        assert_eq!(reply.status, 404, "{path} on the public listener");
+    }
+    let on_main = call("GET", &format!("http://{}/events", api.sy.http), &[], b"").await;
+    assert_eq!(on_main.status, 200);
+    // The ingest route counts what it took and refused.
+    let routes = call(
+        "GET",
+        &format!("http://{}/admin/routes", api.sy.http),
+        &[],
+        b"",
+    )
+    .await;
+    let ingest = routes.json()["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "events-ingest")
+        .cloned()
+        .unwrap();
+    assert_eq!(ingest["records_in"], 1, "{ingest}");
+    assert_eq!(ingest["records_out"], 1, "{ingest}");
+}
