@@ -8,7 +8,8 @@
 #     library's source (plugins are then built with -Zbuild-std)
 #   - python3 with venv, for building the Python plugins (componentize-py
 #     itself is installed from PyPI by scripts/build-python-plugins.sh)
-#   - Java and Maven, to fetch and run Apache Kafka for the tests
+#   - Java and Maven, to fetch and run Apache Kafka for the tests, and
+#     Chromium to test the API explorer pages in a real headless browser
 set -euo pipefail
 
 say() { echo "setup: $*" >&2; }
@@ -43,6 +44,8 @@ fi
 if [ "${1:-}" = "--with-kafka" ]; then
     command -v java >/dev/null 2>&1 || need openjdk-17-jre-headless
     command -v mvn >/dev/null 2>&1 || need maven
+    # A real headless browser for the tests of the API explorer pages.
+    command -v chromium >/dev/null 2>&1 || need chromium
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

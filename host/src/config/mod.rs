@@ -679,4 +679,59 @@ mod tests {
         assert!(err.contains("plugin `nope` not found"), "{err}");
         assert!(err.contains("/tmp/plugins/nope.wasm"), "{err}");
     }
+
+    #[test]
+    fn http_sourced_routes_and_buffer_sinks_resolve() {
+        let text = r#"
+            [events_api]
+            ingest_route = "in"
+            recent_buffer = "recent"
+
+            [[routes]]
+            name = "in"
+            source = { http = true }
+            sink = { topic = "events" }
+
+            [[routes]]
+            name = "keep"
+            source = { topics = ["events"] }
+            sink = { buffer = "recent" }
+        "#;
+        let config = Config::parse(text, Path::new("x.toml")).unwrap();
+        let routes = config.resolve(Path::new("x.toml")).unwrap();
+        assert!(routes[0].http_source && routes[0].topics.is_empty());
+        assert_eq!(routes[0].output_topics().collect::<Vec<_>>(), ["events"]);
+        assert_eq!(
+            routes[1].sink,
+            Sink::Buffer {
+                name: "recent".into(),
+                capacity: DEFAULT_BUFFER_CAPACITY
+            }
+        );
+        assert_eq!(routes[1].output_topics().count(), 0);
+    }
+
+    #[test]
+    fn a_buffer_feeds_one_route_only() {
+        let route = |name: &str| {
+            format!("[[routes]]\nname = \"{name}\"\nsource = {{ topics = [\"a\"] }}\nsink = {{ buffer = \"b\", capacity = 5 }}\n")
+        };
+        let text = format!("{}{}", route("one"), route("two"));
+        let err = Config::parse(&text, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("buffer `b` is the sink of two routes"),
+            "{err}"
+        );
+        let zero = route("one").replace("capacity = 5", "capacity = 0");
+        let err = Config::parse(&zero, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a capacity of at least 1"), "{err}");
+    }
 }
