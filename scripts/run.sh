@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release -p switchyard
 scripts/build-plugins.sh target/release/switchyard
+# The streams API's demo user (see switchyard.toml); set your own to change it.
+export SWITCHYARD_STREAMS_PASSWORD="${SWITCHYARD_STREAMS_PASSWORD:-demo-password}"
 exec target/release/switchyard run --config switchyard.toml "$@"

@@ -73,6 +73,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let runtime = PluginRuntime::new(opts.cache_dir.clone())?;
     let board = StatusBoard::default();
     let producer = create_producer(&kafka)?;
+    let api_producer = create_api_producer(&kafka)?;
     let shutdown = CancellationToken::new();
     let buffers = Buffers::default();
     // Plugins may be added later, by file or through the admin API.
@@ -110,7 +111,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 
     let streams_api = match &config.streams_api {
         Some(api) => Some(Arc::new(
-            open_streams_api(api, &opts.config, &kafka, &producer, topic_admin).await?,
+            open_streams_api(api, &opts.config, &kafka, &api_producer, topic_admin).await?,
         )),
         None => None,
     };
@@ -138,7 +139,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         },
         control: control.clone(),
         admin_token: opts.admin_token.clone(),
-        producer: producer.clone(),
+        producer: api_producer.clone(),
         buffers,
         events_api: config.events_api.clone().map(Arc::new),
         streams_api,
@@ -171,7 +172,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining in-flight records and committing offsets");
     shutdown.cancel();
     control.stop_all().await;
-    let flush = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)));
+    let flush = tokio::task::spawn_blocking(move || {
+        api_producer
+            .flush(Duration::from_secs(10))
+            .and(producer.flush(Duration::from_secs(10)))
+    });
     if let Ok(Err(e)) = flush.await {
         tracing::warn!(error = %e, "producer flush incomplete");
     }
@@ -233,22 +238,40 @@ fn warn_embedded(addr: &str) {
     );
 }
 
+/// The producer of routes: throughput first (records wait up to `linger`
+/// to share a batch).
 fn create_producer(kafka: &KafkaSettings) -> anyhow::Result<Producer> {
+    producer_with_linger(kafka, "producer", 5)
+}
+
+/// The producer of the HTTP APIs: a client waits for each record's
+/// acknowledgement, so records are sent at once; concurrent requests still
+/// share batches (while earlier ones are in flight).
+fn create_api_producer(kafka: &KafkaSettings) -> anyhow::Result<Producer> {
+    producer_with_linger(kafka, "api producer", 0)
+}
+
+fn producer_with_linger(
+    kafka: &KafkaSettings,
+    role: &str,
+    linger_ms: u32,
+) -> anyhow::Result<Producer> {
     let mut config = kafka.client_config();
     config
         // Per-partition order and no duplicates from the producer's own
         // retries.
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5");
+        .set("linger.ms", linger_ms.to_string());
+    // The operator's settings win.
     for (key, value) in &kafka.producer_options {
         config.set(key, value);
     }
     config
         .create_with_context(LoggingContext {
-            role: "producer".into(),
+            role: role.into(),
             lag_of_route: None,
         })
-        .context("creating the Kafka producer")
+        .with_context(|| format!("creating the Kafka {role}"))
 }
 
 async fn wait_for_signal() {

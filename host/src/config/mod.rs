@@ -113,11 +113,21 @@ pub struct StreamsApiConfig {
 
 /// One HTTP Basic user of the streams API. The password may be a secret
 /// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicCredential {
     pub user: String,
     pub password: toml::Value,
+}
+
+/// Shows the user, never the password.
+impl std::fmt::Debug for BasicCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicCredential")
+            .field("user", &self.user)
+            .field("password", &"<withheld>")
+            .finish()
+    }
 }
 
 /// Kafka client settings.
