@@ -15,4 +15,5 @@ mod plugin_redact;
 mod plugin_validate;
 mod sandbox;
 mod shadow;
+mod shipped_config;
 mod streams_api;
