@@ -353,3 +353,74 @@ async fn a_paused_ingest_route_answers_503_then_serves_again() {
     assert_eq!(ingest["records_in"], 1, "{ingest}");
     assert_eq!(ingest["records_out"], 1, "{ingest}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_failures_on_an_event_are_500_or_503_and_publish_nothing() {
+    let topic = unique("chaos-events");
+    create_topics(&[&topic], 1).await;
+    let routes = format!(
+        r#"
+[events_api]
+ingest_route = "ingest"
+recent_buffer = "recent"
+
+[[routes]]
+name = "ingest"
+source = {{ http = true }}
+sink = {{ topic = "{topic}" }}
+chain = [{{ plugin = "chaos" }}]
+call_timeout_ms = 200
+on_error = {{ max_retries = 0 }}
+
+[[routes]]
+name = "recent"
+source = {{ topics = ["{topic}"] }}
+sink = {{ buffer = "recent" }}
+"#
+    );
+    let mut sy = Switchyard::start(&routes);
+    sy.wait_healthy(Duration::from_secs(60));
+    let url = format!("http://{}/events", sy.http);
+    let post = |body: &'static str| {
+        let url = url.clone();
+        async move {
+            call(
+                "POST",
+                &url,
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    // A trap and a missed deadline: the server's fault, 500, logged.
+    let trap = post(r#""panic""#).await;
+    assert_eq!(trap.status, 500, "{trap:?}");
+    assert!(
+        trap.json()["error"].as_str().unwrap().contains("chaos@"),
+        "{trap:?}"
+    );
+    let endless = post(r#""loop""#).await;
+    assert_eq!(endless.status, 500, "{endless:?}");
+    assert!(
+        endless.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("deadline"),
+        "{endless:?}"
+    );
+    // A transient failure: 503, try again.
+    let retry = post(r#""retry""#).await;
+    assert_eq!(retry.status, 503, "{retry:?}");
+    assert!(retry.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("chaos: try again"));
+    // A drop is accepted and publishes nothing.
+    assert_eq!(post(r#""drop""#).await.status, 202);
+    // The route still serves; only this last event reached the topic.
+    assert_eq!(post(r#""fine""#).await.status, 202);
+    let records = read_topic(&topic, 1, Duration::from_secs(20));
+    assert_eq!(records[0].value.as_deref(), Some(r#""fine""#));
+    assert_eq!(topic_size(&topic), 1);
+}

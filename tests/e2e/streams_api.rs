@@ -559,3 +559,33 @@ async fn two_instances_agree_on_owners_and_positions_across_a_restart() {
     assert_eq!(ns(&on_a.next("ledger", "c1", "Booked", 10).await), [3]);
     assert_eq!(ns(&on_b.next("ledger", "c1", "Booked", 10).await), [3]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_store_is_a_500_naming_the_problem() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+
+    let tag = unique("streams-broken");
+    let sy = start(&routes(&tag));
+    let api = Client::of(&sy);
+    assert_eq!(api.append("s", "p1", &event("A", 1)).await.status, 200);
+    assert_eq!(api.next("s", "c1", "A", 1).await.len(), 1);
+    // An operator deletes the positions topic under the running API.
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let deleted = admin
+        .delete_topics(&[&format!("{tag}.positions")], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    let broken = api.read("s", "c1", "?eventName=A&limit=1").await;
+    assert_eq!(broken.status, 500, "{broken:?}");
+    let text = broken.json().as_str().unwrap().to_owned();
+    assert!(text.starts_with("Internal Server Error - "), "{text}");
+    assert!(
+        text.contains(&format!("{tag}.positions")) || text.contains("UnknownTopic"),
+        "{text}"
+    );
+}

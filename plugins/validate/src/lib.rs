@@ -763,9 +763,13 @@ mod tests {
 
     #[test]
     fn default_null_writes_null_for_a_missing_field() {
-        let config = r#"{"fields": {"data": {"type": "object", "nullable": true, "default_null": true}}}"#;
+        let config =
+            r#"{"fields": {"data": {"type": "object", "nullable": true, "default_null": true}}}"#;
         assert_eq!(run(config, r#"{"a":1}"#).unwrap(), r#"{"a":1,"data":null}"#);
-        assert_eq!(run(config, r#"{"data":{"x":1}}"#).unwrap(), r#"{"data":{"x":1}}"#);
+        assert_eq!(
+            run(config, r#"{"data":{"x":1}}"#).unwrap(),
+            r#"{"data":{"x":1}}"#
+        );
         let both = r#"{"fields": {"d": {"nullable": true, "default": 1, "default_null": true}}}"#;
         assert_eq!(
             Config::parse(both).unwrap_err(),

@@ -11,6 +11,9 @@
 //! - `to:NAME`: emit the record to the named output `NAME`;
 //! - anything else: emit the record unchanged.
 //!
+//! The command may also be a JSON string (`"panic"`, quotes included), for
+//! routes fed by an HTTP API that accepts JSON only.
+//!
 //! Config: none (`{}`).
 
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
@@ -33,7 +36,12 @@ impl Guest for Chaos {
 export!(Chaos);
 
 fn process_one(event: Event) -> Outcome {
-    let command = String::from_utf8_lossy(event.value.as_deref().unwrap_or_default()).into_owned();
+    let text = String::from_utf8_lossy(event.value.as_deref().unwrap_or_default()).into_owned();
+    let command = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(&text)
+        .to_owned();
     match command.as_str() {
         "panic" => panic!("chaos: asked to panic"),
         "loop" => loop {
