@@ -92,6 +92,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         config_path: opts.config.clone(),
         plugins_dir: config.plugins_dir.clone(),
         buffers: buffers.clone(),
+        api_settings: config.api_settings(),
     });
     let topic_admin = TopicAdmin::new(&kafka, embedded.as_ref())?;
     // HTTP APIs publish to the sinks of HTTP-sourced routes: those topics

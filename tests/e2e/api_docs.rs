@@ -42,7 +42,11 @@ positions_topic = "{tag}.positions"
 
 /// Every (method, path) of the two APIs, with the statuses each documents.
 const OPERATIONS: &[(&str, &str, &[&str])] = &[
-    ("post", "/events", &["202", "400", "413", "415", "503"]),
+    (
+        "post",
+        "/events",
+        &["202", "400", "413", "415", "500", "503"],
+    ),
     ("get", "/events", &["200", "400"]),
     (
         "post",

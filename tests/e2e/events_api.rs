@@ -90,7 +90,8 @@ async fn recent(api: &Api, query: &str) -> Reply {
 async fn wait_for_recent(api: &Api, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let reply = recent(api, &format!("?limit={n}")).await;
+        // All of them, so that an extra one shows.
+        let reply = recent(api, "?limit=1000").await;
         assert_eq!(reply.status, 200, "{reply:?}");
         let events = reply.json().as_array().unwrap().clone();
         if events.len() >= n {
@@ -227,6 +228,14 @@ async fn bad_requests_get_clear_errors_and_nothing_is_published() {
     assert_eq!(
         too_large.json()["error"],
         "the body is larger than the limit of 1024 bytes"
+    );
+
+    // A chunked body (no Content-Length) is cut off at the limit too.
+    let chunked = post_chunked(&api.public, &big).await;
+    assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked}");
+    assert!(
+        chunked.contains(r#"{"error":"the body is larger than the limit of 1024 bytes"}"#),
+        "{chunked}"
     );
 
     // A charset parameter is fine.
@@ -424,4 +433,28 @@ sink = {{ buffer = "recent" }}
     let records = read_topic(&topic, 1, Duration::from_secs(20));
     assert_eq!(records[0].value.as_deref(), Some(r#""fine""#));
     assert_eq!(topic_size(&topic), 1);
+}
+
+/// `POST /events` with `body` sent in 256-byte chunks, over a raw socket
+/// (no `Content-Length`); the whole answer.
+async fn post_chunked(addr: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "POST /events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    for chunk in body.as_bytes().chunks(256) {
+        request.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            chunk.len(),
+            std::str::from_utf8(chunk).unwrap()
+        ));
+    }
+    request.push_str("0\r\n\r\n");
+    // The server may answer and close before it has read everything.
+    let _ = socket.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }

@@ -186,6 +186,13 @@ async fn every_answer_of_the_api_with_its_exact_text() {
         assert_eq!(reply.content_type, CONTENT_TYPE);
         let read = call("GET", &format!("{url}?eventName=A&limit=1"), &headers, b"").await;
         assert_eq!((read.status, read.json()), (401, json!("Unauthorized")));
+        assert!(
+            read.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic realm="),
+            "{read:?}"
+        );
     }
     // The second configured user is accepted too (`other`).
     let other = call(
@@ -205,7 +212,8 @@ async fn every_answer_of_the_api_with_its_exact_text() {
         ("orders", "", event("A", 1), "Bad Request - header X-Producer-ID must be 1 to 200 visible ASCII characters"),
         ("orders", "p1", "{\"event\":".into(), "Bad Request - malformed JSON: EOF while parsing a value at line 1 column 9"),
         ("orders", "p1", r#"{"event":{"name":"A","version":1}}"#.into(), "Bad Request - malformed JSON: missing field `system` at line 1 column 34"),
-        ("orders", "p1", event("", 1), "Bad Request - event.name must not be empty"),
+        ("orders", "p1", event("", 1), "Bad Request - event.name must not be empty nor start or end with white space"),
+        ("orders", "p1", event(" A", 1), "Bad Request - event.name must not be empty nor start or end with white space"),
         ("bad name!", "p1", event("A", 1), "Bad Request - stream name must be 1 to 200 characters of A-Z, a-z, 0-9, '.', '_', '-' (got \"bad name!\")"),
     ];
     for (stream, producer, body, expected) in cases {
@@ -370,6 +378,28 @@ async fn every_answer_of_the_api_with_its_exact_text() {
     .await;
     assert_eq!((json_ack.status, json_ack.json()), (415, json!("Unsupported Media Type - Content-Type must be application/x-www-form-urlencoded (got application/json)")));
 
+    // Names Kafka refuses for a topic: 400, and the stream stays free.
+    assert_eq!(api.append("a.b", "p1", &event("A", 1)).await.status, 200);
+    let collides = api.append("a_b", "p1", &event("A", 1)).await;
+    assert_eq!(collides.status, 400, "{collides:?}");
+    let text = collides.json().as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with("Bad Request - Kafka refuses the stream's topic"),
+        "{text}"
+    );
+    let unknown = api.read("a_b", "c1", "?eventName=A&limit=1").await;
+    assert_eq!(
+        unknown.status, 404,
+        "a refused name leaves no stream: {unknown:?}"
+    );
+    let not_utf8 = api.read("%FF", "c1", "?eventName=A&limit=1").await;
+    assert_eq!(not_utf8.status, 400, "{not_utf8:?}");
+    let text = not_utf8.json().as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with("Bad Request - the path is malformed"),
+        "{text}"
+    );
+
     // Other methods and paths of the API: JSON too.
     let delete = call(
         "DELETE",
@@ -378,7 +408,10 @@ async fn every_answer_of_the_api_with_its_exact_text() {
         b"",
     )
     .await;
-    assert_eq!(delete.status, 405);
+    assert_eq!(
+        (delete.status, delete.json()),
+        (405, json!("Method Not Allowed"))
+    );
     assert_eq!(delete.content_type, CONTENT_TYPE);
     let elsewhere = call(
         "GET",

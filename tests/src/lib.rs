@@ -531,6 +531,7 @@ pub fn get_json(url: &str) -> Option<(u16, serde_json::Value)> {
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
 
@@ -566,10 +567,12 @@ pub async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let headers = response.headers().clone();
     let text = response.text().await.unwrap_or_default();
     Reply {
         status,
         content_type,
+        headers,
         text,
     }
 }

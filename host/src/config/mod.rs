@@ -62,6 +62,24 @@ pub struct Config {
     pub streams_api: Option<StreamsApiConfig>,
 }
 
+/// The settings of the HTTP APIs, read once at start.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApiSettings {
+    pub http: HttpConfig,
+    pub events_api: Option<EventsApiConfig>,
+    pub streams_api: Option<StreamsApiConfig>,
+}
+
+impl Config {
+    pub fn api_settings(&self) -> ApiSettings {
+        ApiSettings {
+            http: self.http.clone(),
+            events_api: self.events_api.clone(),
+            streams_api: self.streams_api.clone(),
+        }
+    }
+}
+
 /// Extra HTTP listeners, beside the main one (`--http`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -560,6 +578,13 @@ impl Config {
     fn check_apis(&self, routes: &[Route]) -> Result<(), String> {
         let mut buffers = std::collections::BTreeSet::new();
         for r in routes {
+            if let (true, Sink::Buffer { .. }) = (r.http_source, &r.sink) {
+                return Err(format!(
+                    "route `{}`: a route fed by HTTP publishes to a topic; a buffer sink would \
+                     answer 202 for events that no broker ever acknowledged",
+                    r.name
+                ));
+            }
             if let Sink::Buffer { name, .. } = &r.sink {
                 if !buffers.insert(name.as_str()) {
                     return Err(format!(

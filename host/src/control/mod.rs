@@ -44,6 +44,8 @@ pub struct Deps {
     pub plugins_dir: PathBuf,
     /// The buffer sinks of routes, by name.
     pub buffers: Buffers,
+    /// The HTTP APIs' settings this process started with.
+    pub api_settings: crate::config::ApiSettings,
 }
 
 /// The control plane. Cheap to clone.

@@ -201,6 +201,12 @@ impl ControlPlane {
                 "`plugins_dir` changed in the routes file; it takes effect at the next restart"
             );
         }
+        if config.api_settings() != self.inner.deps.api_settings {
+            tracing::warn!(
+                "`[http]`, `[events_api]` or `[streams_api]` changed in the routes file; the \
+                 HTTP APIs keep their settings until the next restart"
+            );
+        }
         let desired = config
             .resolve(path)
             .map_err(|e| RouteChangeError::Invalid(e.to_string()))?;

@@ -103,7 +103,9 @@ fn body_error(e: BodyError) -> ApiError {
 /// means the event was written to Kafka and acknowledged by the broker
 /// (with the producer's `acks=all`, by every in-sync replica): it will be
 /// processed even if this server stops now. It does not mean it was
-/// processed yet; `GET /events` shows it a few milliseconds later.
+/// processed yet; `GET /events` shows it a few milliseconds later. (A
+/// chain may also drop an event on purpose: that is a 202 too, with
+/// nothing published.)
 #[utoipa::path(
     post,
     path = "/events",
@@ -111,10 +113,11 @@ fn body_error(e: BodyError) -> ApiError {
     request_body(content = UserEvent, content_type = "application/json"),
     responses(
         (status = 202, description = "Acknowledged by Kafka", body = Accepted),
-        (status = 400, description = "Malformed JSON, or the event is invalid (every reason given)", body = Invalid),
+        (status = 400, description = "The event is invalid (every reason given); for malformed JSON the body is `{\"error\": ...}` only", body = Invalid),
         (status = 413, description = "Body larger than the limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Kafka did not acknowledge in time, or the ingest route is paused; retry", body = ErrorBody),
+        (status = 500, description = "A plugin failed on the event (trap, deadline, broken contract)", body = ErrorBody),
     )
 )]
 pub async fn post_event(

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -96,6 +97,14 @@ pub fn router(state: AppState) -> Router {
 /// Every answer of this API, whatever produced it (a 405 of the router
 /// included), says it is UTF-8 JSON.
 async fn json_utf8(mut response: Response) -> Response {
+    // The router's own 405 has no body.
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        response = reply(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
@@ -126,12 +135,24 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        reply(self.status, &self.text)
+        let mut response = reply(self.status, &self.text);
+        if self.status == StatusCode::UNAUTHORIZED {
+            // What a 401 must say (RFC 9110): how to authenticate.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"switchyard streams\", charset=\"UTF-8\""),
+            );
+        }
+        response
     }
 }
 
 fn bad_request(why: impl std::fmt::Display) -> Refusal {
     Refusal::new(StatusCode::BAD_REQUEST, format!("Bad Request - {why}"))
+}
+
+fn path_refused(e: PathRejection) -> Refusal {
+    bad_request(format!("the path is malformed: {}", e.body_text()))
 }
 
 fn body_refused(e: BodyError) -> Refusal {
@@ -172,14 +193,14 @@ fn guard<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s StreamsHttp
 }
 
 /// A stream name: it becomes part of a Kafka topic name.
-fn check_stream(stream: &str) -> Result<(), Refusal> {
+fn check_stream(api: &StreamsHttp, stream: &str) -> Result<(), Refusal> {
     let ok = !stream.is_empty()
         && stream.len() <= MAX_NAME
         && stream
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
-        Ok(())
+        api.store.check_name(stream).map_err(bad_request)
     } else {
         Err(bad_request(format!(
             "stream name must be 1 to {MAX_NAME} characters of A-Z, a-z, 0-9, '.', '_', '-' (got {stream:?})"
@@ -282,19 +303,23 @@ pub struct ReadEvent {
 )]
 pub async fn append(
     State(state): State<AppState>,
-    Path(stream): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
     let api = guard(&state, &headers)?;
-    check_stream(&stream)?;
+    let Path(stream) = path.map_err(path_refused)?;
+    check_stream(api, &stream)?;
     let producer = id_header(&headers, "X-Producer-ID")?;
     let bytes = body::read(&headers, body, "application/json", api.max_body)
         .await
         .map_err(body_refused)?;
     let event: StreamEvent = body::json(&bytes).map_err(body_refused)?;
-    if event.event.name.trim().is_empty() {
-        return Err(bad_request("event.name must not be empty"));
+    let name = &event.event.name;
+    if name.trim().is_empty() || name.trim() != name {
+        return Err(bad_request(
+            "event.name must not be empty nor start or end with white space",
+        ));
     }
     // Stored as the contract has it: the fields above, compact.
     let stored = serde_json::to_vec(&event).expect("an event serialises");
@@ -311,6 +336,7 @@ pub async fn append(
             StatusCode::LOCKED,
             "Locked - Second writers not allowed",
         )),
+        Err(StreamError::InvalidName(why)) => Err(bad_request(why)),
         Err(e) => Err(server_error(e)),
     }
 }
@@ -341,17 +367,18 @@ pub async fn append(
 )]
 pub async fn read(
     State(state): State<AppState>,
-    Path(stream): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let api = guard(&state, &headers)?;
-    check_stream(&stream)?;
+    let Path(stream) = path.map_err(path_refused)?;
+    check_stream(api, &stream)?;
     let consumer = id_header(&headers, "X-Consumer-ID")?;
     let Ok(Query(query)) = query else {
         return Err(bad_request("the query string is malformed"));
     };
-    let event_name = match query.get("eventName").map(|n| n.trim()) {
+    let event_name = match query.get("eventName").map(String::as_str) {
         Some(name) if !name.is_empty() => name,
         Some(_) => return Err(bad_request("eventName must not be empty")),
         None => return Err(bad_request("missing parameter eventName")),
@@ -436,12 +463,13 @@ fn with_event_id(out: &mut Vec<u8>, id: &str, stored: &[u8]) {
 )]
 pub async fn acknowledge(
     State(state): State<AppState>,
-    Path((stream, event_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
     let api = guard(&state, &headers)?;
-    check_stream(&stream)?;
+    let Path((stream, event_id)) = path.map_err(path_refused)?;
+    check_stream(api, &stream)?;
     let consumer = id_header(&headers, "X-Consumer-ID")?;
     let form = "application/x-www-form-urlencoded";
     let bytes = body::read(&headers, body, form, api.max_body)

@@ -73,6 +73,9 @@ pub struct Failure {
     pub plugin: String,
     pub kind: FailureKind,
     pub message: String,
+    /// A rejection's reasons, each as the plugin gave it (`message` joins
+    /// them with `; `); empty for other failures.
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,13 +281,19 @@ impl Chain {
                         plugin: step.tag.clone(),
                         kind,
                         message,
+                        reasons: Vec::new(),
                     })
                 };
                 match outcome {
                     Err(e) => failed[src] = fail(call_error_kind(&e), e.to_string()),
                     Ok(Outcome::Drop) => {}
                     Ok(Outcome::Reject(reasons)) => {
-                        failed[src] = fail(FailureKind::Rejected, reasons.join("; "))
+                        failed[src] = Some(Failure {
+                            plugin: step.tag.clone(),
+                            kind: FailureKind::Rejected,
+                            message: reasons.join("; "),
+                            reasons,
+                        })
                     }
                     Ok(Outcome::Fail(PluginError::Retryable(m))) => {
                         failed[src] = fail(FailureKind::Retryable, m)

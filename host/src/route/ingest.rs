@@ -34,6 +34,12 @@ pub enum IngestError {
     Failed(String),
 }
 
+/// Workers that may run a plugin chain in place at once.
+static INLINE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::sync::Semaphore::new((workers / 2).max(1))
+});
+
 /// Source coordinates of HTTP records: the route's name as the topic, a
 /// per-process sequence as the offset (plugins see them in `event`).
 static SEQUENCE: AtomicI64 = AtomicI64::new(0);
@@ -66,23 +72,31 @@ pub async fn ingest(
     };
     let counters = &rt.entry.counters;
     counters.records_in.inc();
-    // On this thread, not the blocking pool: a plugin call on one event
-    // takes microseconds, and handing each request to another thread and
-    // back cost more CPU than the whole call (context switches measured
-    // under load). A runaway plugin holds this worker no longer than its
-    // call deadline (`call_timeout_ms`), after which it is interrupted.
-    let result = rt
-        .chain()
-        .run(std::slice::from_ref(&event))
-        .pop()
-        .expect("one result per record");
+    let chain = rt.chain();
+    let run = move || {
+        chain
+            .run(std::slice::from_ref(&event))
+            .pop()
+            .expect("one result per record")
+    };
+    // A plugin call on one event takes microseconds; handing each request
+    // to the blocking pool and back cost more CPU than the call (context
+    // switches, measured under load). So the call runs on the request's
+    // worker, but on at most half of the workers at once: a runaway plugin
+    // (held until its call deadline) cannot stall the server's other work.
+    let result = match INLINE_SLOTS.try_acquire() {
+        Ok(_slot) => run(),
+        Err(_) => tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| IngestError::Failed(format!("the plugin chain panicked: {e}")))?,
+    };
     let outputs = match result {
         Ok(outputs) => outputs,
         Err(failure) => {
             return Err(match failure.kind {
                 FailureKind::Rejected => {
                     counters.rejected.inc();
-                    IngestError::Rejected(failure.message.split("; ").map(str::to_owned).collect())
+                    IngestError::Rejected(failure.reasons)
                 }
                 FailureKind::Retryable | FailureKind::Sink => IngestError::Unavailable(format!(
                     "{} failed transiently: {}",

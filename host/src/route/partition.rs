@@ -238,6 +238,7 @@ pub(crate) async fn produce_all(
             plugin: "switchyard".into(),
             kind: FailureKind::Sink,
             message: format!("producing to `{topic}` failed: {e}"),
+            reasons: Vec::new(),
         })?;
         deliveries.push(future);
     }

@@ -50,8 +50,8 @@ pub const PRODUCER_HEADER: &str = "switchyard-producer";
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a read waits for records the broker said it has.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Readers kept for reuse between requests.
-const IDLE_READERS: usize = 8;
+/// Reads at once, each with a Kafka reader kept for reuse.
+const READERS: usize = 8;
 
 /// Why a request could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,10 @@ pub enum StreamError {
     /// The stream has no such event (or it was deleted by retention).
     #[error("unknown event")]
     UnknownEvent,
+    /// The stream's name cannot name its topic (too long, or colliding
+    /// with another stream's topic).
+    #[error("{0}")]
+    InvalidName(String),
     /// Kafka did not answer in time, or refused.
     #[error("{0}")]
     Kafka(String),
@@ -96,6 +100,8 @@ pub struct StreamStore {
     /// Stream topics this process has created or seen.
     topics: Mutex<HashSet<String>>,
     readers: Mutex<Vec<BaseConsumer<LoggingContext>>>,
+    /// One permit per reader: bounds the readers alive at once.
+    reading: tokio::sync::Semaphore,
 }
 
 impl StreamStore {
@@ -151,12 +157,19 @@ impl StreamStore {
             positions,
             topics: Mutex::new(HashSet::new()),
             readers: Mutex::new(Vec::new()),
+            reading: tokio::sync::Semaphore::new(READERS),
         }))
     }
 
     /// The topic of `stream`.
     pub fn topic_of(&self, stream: &str) -> String {
         format!("{}{stream}", self.topic_prefix)
+    }
+
+    /// Why `stream` cannot name a topic, if it cannot (its characters are
+    /// checked by the HTTP layer).
+    pub fn check_name(&self, stream: &str) -> Result<(), String> {
+        check_topic_name(&self.topic_prefix, stream)
     }
 
     /// Append `event` (a JSON object named `event_name`) to `stream` for
@@ -168,12 +181,23 @@ impl StreamStore {
         event_name: &str,
         event: &[u8],
     ) -> Result<i64, StreamError> {
+        // A known owner needs no claim (an owner never changes).
+        if self
+            .owners
+            .get(stream)
+            .is_some_and(|owner| owner != producer)
+        {
+            return Err(StreamError::Locked);
+        }
+        // The topic before the claim: a name Kafka refuses (one colliding
+        // with another stream's, `.` and `_` being the same to Kafka) must
+        // not leave a claimed stream that can never be written.
+        let topic = self.topic_of(stream);
+        self.ensure_topic(&topic).await?;
         match self.owner(stream, producer).await? {
             owner if owner == producer => {}
             _ => return Err(StreamError::Locked),
         }
-        let topic = self.topic_of(stream);
-        self.ensure_topic(&topic).await?;
         let headers = OwnedHeaders::new()
             .insert(KafkaHeader {
                 key: EVENT_NAME_HEADER,
@@ -184,6 +208,7 @@ impl StreamStore {
                 value: Some(producer),
             });
         let record = FutureRecord::<str, [u8]>::to(&topic)
+            .partition(0)
             .key(stream)
             .payload(event)
             .headers(headers);
@@ -224,6 +249,7 @@ impl StreamStore {
         let key = position_key(stream, consumer, &event_name);
         let value = offset.to_string();
         let record = FutureRecord::<str, str>::to(&self.positions_topic)
+            .partition(0)
             .key(&key)
             .payload(&value);
         self.write(record).await?;
@@ -238,6 +264,7 @@ impl StreamStore {
             return Ok(owner);
         }
         let claim = FutureRecord::<str, str>::to(&self.owners_topic)
+            .partition(0)
             .key(stream)
             .payload(producer);
         let offset = self.write(claim).await?;
@@ -276,10 +303,16 @@ impl StreamStore {
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
     {
-        match self.producer.send(record, WRITE_TIMEOUT).await {
-            Ok(delivery) => Ok(delivery.offset),
-            Err((e, _)) => Err(StreamError::Kafka(format!(
+        // `send`'s own timeout bounds only the wait for room in the local
+        // queue; this bounds the wait for the broker too.
+        match tokio::time::timeout(WRITE_TIMEOUT, self.producer.send(record, WRITE_TIMEOUT)).await {
+            Ok(Ok(delivery)) => Ok(delivery.offset),
+            Ok(Err((e, _))) => Err(StreamError::Kafka(format!(
                 "the broker did not acknowledge the write: {e}"
+            ))),
+            Err(_) => Err(StreamError::Kafka(format!(
+                "the broker did not acknowledge the write within {} s",
+                WRITE_TIMEOUT.as_secs()
             ))),
         }
     }
@@ -289,14 +322,25 @@ impl StreamStore {
             return Ok(());
         }
         // One partition: the offset is the order of the stream.
-        self.admin
+        let created = self
+            .admin
             .ensure(&TopicSpec {
                 name: topic,
                 partitions: Some(1),
                 replication: self.replication,
                 config: &[],
             })
-            .await?;
+            .await;
+        if let Err(e) = created {
+            let e = format!("{e:#}");
+            return Err(
+                if e.contains("InvalidTopic") || e.contains("Invalid topic") {
+                    StreamError::InvalidName(format!("Kafka refuses the stream's topic: {e}"))
+                } else {
+                    StreamError::Kafka(e)
+                },
+            );
+        }
         self.topics
             .lock()
             .expect("topics lock")
@@ -314,42 +358,52 @@ impl StreamStore {
         wanted: impl Fn(&[u8]) -> bool + Send + 'static,
     ) -> Result<Vec<StoredEvent>, StreamError> {
         let topic = self.topic_of(stream);
-        let reader = self.reader()?;
+        // Each reader is a Kafka client with threads and a connection:
+        // reads beyond this many wait for one.
+        let _turn = self
+            .reading
+            .acquire()
+            .await
+            .map_err(|_| StreamError::Kafka("the store is closing".into()))?;
+        let idle = self.readers.lock().expect("readers lock").pop();
+        let kafka = self.kafka.clone();
         let (reader, found) = tokio::task::spawn_blocking(move || {
+            let reader = match idle {
+                Some(reader) => reader,
+                None => new_reader(&kafka)?,
+            };
             let found = scan_blocking(&reader, &topic, start, limit, wanted);
-            (reader, found)
+            Ok::<_, StreamError>((reader, found))
         })
         .await
-        .map_err(|e| StreamError::Kafka(format!("reading failed: {e}")))?;
+        .map_err(|e| StreamError::Kafka(format!("reading failed: {e}")))??;
         let mut idle = self.readers.lock().expect("readers lock");
-        if idle.len() < IDLE_READERS {
+        if idle.len() < READERS {
             idle.push(reader);
         }
         found
     }
+}
 
-    fn reader(&self) -> Result<BaseConsumer<LoggingContext>, StreamError> {
-        if let Some(reader) = self.readers.lock().expect("readers lock").pop() {
-            return Ok(reader);
-        }
-        let mut config = self.kafka.client_config();
-        config
-            // Required by librdkafka even for `assign`; readers never join
-            // the group nor commit.
-            .set("group.id", "switchyard-stream-readers")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10");
-        for (key, value) in &self.kafka.consumer_options {
-            config.set(key, value);
-        }
-        config
-            .create_with_context(LoggingContext {
-                role: "stream reader".into(),
-                lag_of_route: None,
-            })
-            .map_err(|e| StreamError::Kafka(format!("cannot create a Kafka reader: {e}")))
+/// A consumer for reads of stream topics (assigned per read, no group).
+fn new_reader(kafka: &KafkaSettings) -> Result<BaseConsumer<LoggingContext>, StreamError> {
+    let mut config = kafka.client_config();
+    config
+        // Required by librdkafka even for `assign`; readers never join the
+        // group nor commit.
+        .set("group.id", "switchyard-stream-readers")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10");
+    for (key, value) in &kafka.consumer_options {
+        config.set(key, value);
     }
+    config
+        .create_with_context(LoggingContext {
+            role: "stream reader".into(),
+            lag_of_route: None,
+        })
+        .map_err(|e| StreamError::Kafka(format!("cannot create a Kafka reader: {e}")))
 }
 
 fn scan_blocking(
@@ -437,6 +491,25 @@ pub fn event_name_of(value: &[u8]) -> Option<String> {
         .map(|n| n.event.name)
 }
 
+/// Why the topic of `stream` (`prefix` + `stream`) is not a valid Kafka
+/// topic name, if it is not.
+fn check_topic_name(prefix: &str, stream: &str) -> Result<(), String> {
+    let topic = format!("{prefix}{stream}");
+    if topic == "." || topic == ".." {
+        return Err(format!("stream name {stream:?} is not allowed"));
+    }
+    // Kafka's limit on topic names.
+    const MAX_TOPIC: usize = 249;
+    if topic.len() > MAX_TOPIC {
+        return Err(format!(
+            "stream name is too long: its topic {topic:?} would have {} characters, more than \
+             Kafka's {MAX_TOPIC}",
+            topic.len()
+        ));
+    }
+    Ok(())
+}
+
 fn position_key(stream: &str, consumer: &str, event_name: &str) -> String {
     serde_json::to_string(&[stream, consumer, event_name]).expect("strings are JSON")
 }
@@ -444,6 +517,22 @@ fn position_key(stream: &str, consumer: &str, event_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_names_must_make_valid_topic_names() {
+        assert_eq!(check_topic_name("streams.", "orders"), Ok(()));
+        assert_eq!(
+            check_topic_name("", ".."),
+            Err("stream name \"..\" is not allowed".into())
+        );
+        let long = "x".repeat(200);
+        assert_eq!(check_topic_name(&"p".repeat(49), &long), Ok(()));
+        let err = check_topic_name(&"p".repeat(50), &long).unwrap_err();
+        assert!(
+            err.ends_with("would have 250 characters, more than Kafka's 249"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn position_keys_cannot_collide() {

@@ -162,10 +162,9 @@ impl Tail {
                 Some(Ok(message)) => {
                     let text =
                         |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-                    let Some(key) = text(message.key()) else {
-                        continue;
-                    };
-                    {
+                    // A record without a key changes nothing, but counts
+                    // as read.
+                    if let Some(key) = text(message.key()) {
                         let mut map = self.map.lock().expect("table lock");
                         (self.fold)(&mut map, key, text(message.payload()));
                     }
