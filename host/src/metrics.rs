@@ -13,6 +13,7 @@
 //! | `switchyard_retries_total` | route | retries of retryable failures |
 //! | `switchyard_plugin_call_seconds` | route, plugin | duration of one `process` call (one batch) |
 //! | `switchyard_consumer_lag` | route, topic, partition | records between the route's position and the end of the partition |
+//! | `switchyard_http_sink_requests_total` | route, status | requests of HTTP sinks, by answer status (`error`: no answer) |
 
 use std::sync::OnceLock;
 
@@ -41,6 +42,13 @@ pub struct PartitionLabels {
     pub partition: i32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpSinkLabels {
+    pub route: String,
+    /// The answer's status code, or `error` when none came.
+    pub status: String,
+}
+
 type HistogramFamily = Family<PluginLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric family.
@@ -54,6 +62,7 @@ pub struct Metrics {
     pub retries: Family<RouteLabels, Counter>,
     pub plugin_call_seconds: HistogramFamily,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
+    pub http_sink_requests: Family<HttpSinkLabels, Counter>,
 }
 
 /// 50 µs to ~26 s, doubling: a plugin call is a batch of 1 to thousands of
@@ -91,6 +100,12 @@ impl Metrics {
             "Records between the route's consumer position and the end of the partition",
             consumer_lag.clone(),
         );
+        let http_sink_requests = Family::<HttpSinkLabels, Counter>::default();
+        registry.register(
+            "http_sink_requests",
+            "Requests of HTTP sinks, by answer status (error: no answer came)",
+            http_sink_requests.clone(),
+        );
         Metrics {
             registry,
             records_in,
@@ -101,6 +116,7 @@ impl Metrics {
             retries,
             plugin_call_seconds,
             consumer_lag,
+            http_sink_requests,
         }
     }
 

@@ -7,6 +7,7 @@ mod bad_input;
 mod delivery;
 mod events_api;
 mod hot_reload;
+mod http_sink;
 mod plugin_kit;
 mod plugin_loading;
 mod plugin_mapping;

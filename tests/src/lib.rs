@@ -576,3 +576,169 @@ pub async fn call(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]
         text,
     }
 }
+
+/// A binary of this workspace, as the test command builds it
+/// (`target/debug/NAME`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let path = workspace().join("target/debug").join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build the workspace with `cargo build --workspace` (the test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A process a test runs beside switchyard (the mock CRM, the event
+/// producer): its output in a log file, killed when dropped.
+pub struct Service {
+    child: Option<Child>,
+    name: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join(format!("{bin}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(workspace_bin(bin))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+        Service {
+            child: Some(child),
+            name: bin.to_owned(),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait for the process to exit; its status, or a panic with its log
+    /// after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} still running after {timeout:?}:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Panic with the log if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!("{} exited ({status}):\n{}", self.name, self.log_text());
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The mock CRM (`mock-crm`) on a free port.
+pub struct MockCrm {
+    pub service: Service,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl MockCrm {
+    /// Start it and wait until it answers.
+    pub fn start() -> MockCrm {
+        Self::start_on(&free_addr())
+    }
+
+    pub fn start_on(addr: &str) -> MockCrm {
+        let crm = MockCrm {
+            service: Service::start("mock-crm", &["--listen", addr], &[]),
+            url: format!("http://{addr}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get_json(&format!("{}/_mock/stats", crm.url)).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "mock CRM not answering:\n{}",
+                crm.service.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        crm
+    }
+
+    /// Every record of `collection` (`users`, `trips`), by `Id`.
+    pub fn all(&self, collection: &str) -> BTreeMap<String, serde_json::Value> {
+        self.try_all(collection)
+            .unwrap_or_else(|| panic!("GET /{collection} did not answer 200"))
+    }
+
+    /// [`MockCrm::all`], or `None` while the CRM does not answer 200 (a
+    /// fault injected by the test).
+    pub fn try_all(&self, collection: &str) -> Option<BTreeMap<String, serde_json::Value>> {
+        let (status, body) = get_json(&format!("{}/{collection}", self.url))?;
+        if status != 200 {
+            return None;
+        }
+        Some(
+            body.as_array()
+                .expect("an array")
+                .iter()
+                .map(|r| (r["Id"].as_str().expect("an Id").to_owned(), r.clone()))
+                .collect(),
+        )
+    }
+
+    /// `GET /_mock/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        get_json(&format!("{}/_mock/stats", self.url))
+            .expect("stats")
+            .1
+    }
+
+    /// Answer every CRM request with `status` for `for_ms` milliseconds.
+    pub fn fail_for(&self, status: u16, for_ms: u64) {
+        let body = serde_json::json!({ "status": status, "for_ms": for_ms });
+        let (code, reply) = post_json(&format!("{}/_mock/faults", self.url), &body);
+        assert_eq!(code, 200, "{reply}");
+    }
+}
+
+/// POST `body` as JSON: the status and the JSON answer (`null` if none).
+pub fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let (url, body) = (url.to_owned(), body.clone());
+    std::thread::spawn(move || {
+        let response = reqwest::blocking::Client::new()
+            .post(&url)
+            .json(&body)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(serde_json::Value::Null))
+    })
+    .join()
+    .expect("HTTP thread")
+}

@@ -295,9 +295,10 @@ pub struct KafkaSink {
     pub topic: String,
 }
 
-/// A route's main sink: a topic, or an in-memory buffer of the most recent
-/// outputs (read by `GET /events`). Exactly one of `topic` and `buffer`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// A route's main sink: a topic, an in-memory buffer of the most recent
+/// outputs (read by `GET /events`), or an HTTP endpoint. Exactly one of
+/// `topic`, `buffer` and `http`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     pub topic: Option<String>,
@@ -305,6 +306,67 @@ pub struct SinkConfig {
     pub buffer: Option<String>,
     /// Most records the buffer keeps (default 1000); older ones are dropped.
     pub capacity: Option<usize>,
+    /// Deliver outputs to an HTTP endpoint, e.g.
+    /// `http = { url = "http://crm:5050", format = "crm-upsert" }`.
+    pub http: Option<HttpSinkConfig>,
+}
+
+/// An HTTP endpoint as a route's sink. A record's offset is committed only
+/// once the endpoint has taken every output of it (or the record is
+/// dead-lettered); outputs of one key are delivered in order, different
+/// keys concurrently.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// `json-post`: the URL each output's value is POSTed to.
+    /// `crm-upsert`: the base URL of the REST API (`{url}/{resource}/{id}`).
+    /// A string, or a reference (`{ "$env" = "CRM_URL" }`) so that one
+    /// routes file serves several environments.
+    pub url: toml::Value,
+    /// What an output is: `"json-post"` (default; the body of one POST) or
+    /// `"crm-upsert"` (a CRM operation document, as `crm-map` emits).
+    #[serde(default)]
+    pub format: HttpFormat,
+    /// Request headers, e.g. `{ Authorization = { "$env" = "CRM_TOKEN" } }`;
+    /// values may be secret references and are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, toml::Value>,
+    /// Deadline of one request in milliseconds (default 10000).
+    pub timeout_ms: Option<u64>,
+    /// How long an output is retried on 5xx, 408, 429, timeouts and
+    /// connection errors before its record goes the way of `on_error`, in
+    /// milliseconds (default 300000: five minutes of outage are ridden out).
+    pub retry_budget_ms: Option<u64>,
+    /// First retry delay in milliseconds, doubled per retry (default 100).
+    pub backoff_ms: Option<u64>,
+    /// Longest retry delay in milliseconds (default 5000).
+    pub max_backoff_ms: Option<u64>,
+    /// Keys delivered at once per partition (default 16).
+    pub concurrency: Option<usize>,
+}
+
+/// Shows the header names, never their values.
+impl std::fmt::Debug for HttpSinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSinkConfig")
+            .field("format", &self.format)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an HTTP sink turns an output into requests.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpFormat {
+    /// `POST {url}` with the output's value as a JSON body.
+    #[default]
+    JsonPost,
+    /// The output is a CRM operation (`{"op": "upsert", "resource", "id",
+    /// "set", "on_create"}`): `GET {url}/{resource}/{id}`, then replace it
+    /// with `set` written over it (`POST {url}/{resource}/{id}`), or create
+    /// it from `on_create` and `set` (`POST {url}/{resource}`).
+    CrmUpsert,
 }
 
 /// Where a route's untargeted outputs go.
@@ -316,6 +378,112 @@ pub enum Sink {
         name: String,
         capacity: usize,
     },
+    /// An HTTP endpoint.
+    Http(HttpSinkSpec),
+}
+
+/// A checked HTTP sink, with its secrets resolved.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpSinkSpec {
+    pub url: reqwest::Url,
+    pub format: HttpFormat,
+    /// Names and values, secrets resolved.
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub retry_budget: Duration,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub concurrency: usize,
+}
+
+/// Shows the URL without credentials and the header names, never values.
+impl std::fmt::Debug for HttpSinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSinkSpec")
+            .field("url", &redact_userinfo(self.url.as_str()))
+            .field("format", &self.format)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("retry_budget", &self.retry_budget)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`, for logs.
+pub fn redact_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("***");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl HttpSinkConfig {
+    /// Check the settings and resolve the header secrets; `base` is the
+    /// routes file's directory.
+    fn resolve(&self, base: &Path) -> Result<HttpSinkSpec, String> {
+        let text = secrets::resolve_string(&self.url, "sink.http.url", base)?;
+        let url =
+            reqwest::Url::parse(&text).map_err(|e| format!("`sink.http.url`: not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!(
+                "`sink.http.url`: must be an http:// or https:// URL with a host, got `{}`",
+                redact_userinfo(&text)
+            ));
+        }
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let at = format!("sink.http.headers.{name}");
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("`{at}`: not a valid header name"));
+            }
+            let value = secrets::resolve_string(value, &at, base)?;
+            if axum::http::HeaderValue::from_str(&value).is_err() {
+                // Never quote the value: it may be a secret.
+                return Err(format!(
+                    "`{at}`: the value is not a valid header value (control characters or \
+                     non-ASCII)"
+                ));
+            }
+            headers.push((name.clone(), value));
+        }
+        let positive = |value: Option<u64>, default: u64, field: &str| match value {
+            Some(0) => Err(format!("`sink.http.{field}` must be at least 1")),
+            Some(v) => Ok(Duration::from_millis(v)),
+            None => Ok(Duration::from_millis(default)),
+        };
+        let concurrency = match self.concurrency {
+            None => 16,
+            Some(n @ 1..=1024) => n,
+            Some(n) => {
+                return Err(format!(
+                    "`sink.http.concurrency` must be 1 to 1024, got {n}"
+                ))
+            }
+        };
+        let backoff = positive(self.backoff_ms, 100, "backoff_ms")?;
+        let max_backoff = positive(self.max_backoff_ms, 5000, "max_backoff_ms")?;
+        if max_backoff < backoff {
+            return Err("`sink.http.max_backoff_ms` is less than `backoff_ms`".into());
+        }
+        Ok(HttpSinkSpec {
+            url,
+            format: self.format,
+            headers,
+            timeout: positive(self.timeout_ms, 10_000, "timeout_ms")?,
+            retry_budget: Duration::from_millis(self.retry_budget_ms.unwrap_or(300_000)),
+            backoff,
+            max_backoff,
+            concurrency,
+        })
+    }
 }
 
 /// Default size of a buffer sink.
@@ -408,7 +576,7 @@ impl Route {
     pub fn output_topics(&self) -> impl Iterator<Item = &str> {
         let sink = match &self.sink {
             Sink::Topic(topic) => Some(topic.as_str()),
-            Sink::Buffer { .. } => None,
+            Sink::Buffer { .. } | Sink::Http(_) => None,
         };
         sink.into_iter()
             .chain(self.outputs.values().map(|s| s.topic.as_str()))
@@ -473,9 +641,13 @@ impl Config {
                 }
                 _ => {}
             }
-            let sink = match (&r.sink.topic, &r.sink.buffer, r.sink.capacity) {
-                (Some(topic), None, None) => Sink::Topic(topic.clone()),
-                (None, Some(name), capacity) => {
+            let sink = match (&r.sink.topic, &r.sink.buffer, r.sink.capacity, &r.sink.http) {
+                (Some(topic), None, None, None) => Sink::Topic(topic.clone()),
+                (None, None, None, Some(http)) => Sink::Http(
+                    http.resolve(path_dir(path_of_file))
+                        .map_err(|e| invalid(format!("route `{}`: {e}", r.name)))?,
+                ),
+                (None, Some(name), capacity, None) => {
                     let capacity = capacity.unwrap_or(DEFAULT_BUFFER_CAPACITY);
                     if capacity == 0 || name.is_empty() {
                         return Err(invalid(format!(
@@ -489,7 +661,7 @@ impl Config {
                         capacity,
                     }
                 }
-                (Some(_), None, Some(_)) => {
+                (_, None, Some(_), _) => {
                     return Err(invalid(format!(
                         "route `{}`: `sink.capacity` applies to a buffer sink only",
                         r.name
@@ -497,7 +669,7 @@ impl Config {
                 }
                 _ => {
                     return Err(invalid(format!(
-                        "route `{}`: `sink` needs exactly one of `topic` and `buffer`",
+                        "route `{}`: `sink` needs exactly one of `topic`, `buffer` and `http`",
                         r.name
                     )))
                 }
@@ -578,12 +750,22 @@ impl Config {
     fn check_apis(&self, routes: &[Route]) -> Result<(), String> {
         let mut buffers = std::collections::BTreeSet::new();
         for r in routes {
-            if let (true, Sink::Buffer { .. }) = (r.http_source, &r.sink) {
-                return Err(format!(
-                    "route `{}`: a route fed by HTTP publishes to a topic; a buffer sink would \
-                     answer 202 for events that no broker ever acknowledged",
-                    r.name
-                ));
+            match (r.http_source, &r.sink) {
+                (true, Sink::Buffer { .. }) => {
+                    return Err(format!(
+                        "route `{}`: a route fed by HTTP publishes to a topic; a buffer sink \
+                         would answer 202 for events that no broker ever acknowledged",
+                        r.name
+                    ))
+                }
+                (true, Sink::Http(_)) => {
+                    return Err(format!(
+                        "route `{}`: a route fed by HTTP publishes to a topic; give the HTTP \
+                         sink to a route that consumes that topic",
+                        r.name
+                    ))
+                }
+                _ => {}
             }
             if let Sink::Buffer { name, .. } = &r.sink {
                 if !buffers.insert(name.as_str()) {
@@ -768,5 +950,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("a capacity of at least 1"), "{err}");
+    }
+
+    #[test]
+    fn http_sinks_resolve_with_defaults_and_secret_references() {
+        std::env::set_var("SWITCHYARD_TEST_CRM_URL", "http://user:pw@crm:5050/api");
+        std::env::set_var("SWITCHYARD_TEST_CRM_TOKEN", "Bearer s3cret-token");
+        let text = r#"
+            [[routes]]
+            name = "crm"
+            source = { topics = ["in"] }
+            sink = { http = { url = { "$env" = "SWITCHYARD_TEST_CRM_URL" }, format = "crm-upsert", headers = { Authorization = { "$env" = "SWITCHYARD_TEST_CRM_TOKEN" } } } }
+        "#;
+        let routes = Config::parse(text, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap();
+        let Sink::Http(spec) = &routes[0].sink else {
+            panic!("not an HTTP sink: {:?}", routes[0].sink);
+        };
+        assert_eq!(spec.url.as_str(), "http://user:pw@crm:5050/api");
+        assert_eq!(spec.format, HttpFormat::CrmUpsert);
+        assert_eq!(
+            spec.headers,
+            [("Authorization".to_owned(), "Bearer s3cret-token".to_owned())]
+        );
+        assert_eq!(spec.timeout, Duration::from_secs(10));
+        assert_eq!(spec.retry_budget, Duration::from_secs(300));
+        assert_eq!(spec.concurrency, 16);
+        assert_eq!(routes[0].output_topics().count(), 0);
+        // Neither the password in the URL nor the header value is shown.
+        let shown = format!("{spec:?}");
+        assert!(
+            !shown.contains("pw") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(shown.contains("Authorization"), "{shown}");
     }
 }

@@ -23,6 +23,7 @@ use crate::config::{Config, Route, Sink};
 use crate::plugin::pool::Limits;
 use crate::plugin::InstancePool;
 use crate::route::chain::{Chain, Destination};
+use crate::route::http_sink::HttpSink;
 use crate::route::status::RouteState;
 use crate::route::{self, RouteRuntime};
 
@@ -311,6 +312,11 @@ impl ControlPlane {
                 name: name.as_str().into(),
                 buffer: self.inner.deps.buffers.open(name, *capacity),
             },
+            Sink::Http(spec) => {
+                Destination::Http(Arc::new(HttpSink::new(&route.name, spec).with_context(
+                    || format!("route `{}`: creating the HTTP sink's client", route.name),
+                )?))
+            }
         };
         Ok(Chain::new(pools, sink, &outputs))
     }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::buffer::RecentBuffer;
+use super::http_sink::HttpSink;
 use super::shadow::Shadow;
 use crate::plugin::bindings::{Error as PluginError, Event, Header, Outcome, Output};
 use crate::plugin::{CallError, InstancePool, LoadedPlugin};
@@ -24,6 +25,8 @@ pub enum Destination {
         name: Arc<str>,
         buffer: Arc<RecentBuffer>,
     },
+    /// A route's HTTP sink (see [`super::http_sink`]).
+    Http(Arc<HttpSink>),
 }
 
 impl Destination {
@@ -37,6 +40,7 @@ impl std::fmt::Display for Destination {
         match self {
             Destination::Topic(topic) => write!(f, "topic `{topic}`"),
             Destination::Buffer { name, .. } => write!(f, "buffer `{name}`"),
+            Destination::Http(sink) => write!(f, "HTTP sink {}", sink.shown_url()),
         }
     }
 }
@@ -61,7 +65,7 @@ impl Routed {
     pub fn topic(&self) -> Option<&str> {
         match &self.to {
             Destination::Topic(topic) => Some(topic),
-            Destination::Buffer { .. } => None,
+            Destination::Buffer { .. } | Destination::Http(_) => None,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod buffer;
 pub mod chain;
+pub mod http_sink;
 pub mod ingest;
 pub mod partition;
 pub mod shadow;

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::chain::{Destination, Failure, FailureKind, RecordResult, Routed};
+use super::http_sink;
 use super::status::RouteState;
 use super::{Producer, RouteConsumer, RouteRuntime};
 use crate::config::ErrorAction;
@@ -75,6 +76,11 @@ impl Worker {
             }
             self.rt.entry.counters.records_in.inc_by(batch.len() as u64);
             let (batch, results) = self.run_chain(batch).await;
+            let Some(results) = self.call_http_sinks(&batch, results).await else {
+                // Stopped while an endpoint was being retried: nothing of
+                // this batch is acknowledged, so all of it comes again.
+                break 'batches;
+            };
             for (event, result) in batch.iter().zip(results) {
                 let Some((deliveries, dead_lettered)) = self.deliver(event, result).await else {
                     break 'batches;
@@ -107,6 +113,22 @@ impl Worker {
         .expect("plugin chain panicked")
     }
 
+    /// Deliver the outputs bound for HTTP sinks (see [`http_sink`]).
+    async fn call_http_sinks(
+        &self,
+        batch: &[Event],
+        results: Vec<RecordResult>,
+    ) -> Option<Vec<RecordResult>> {
+        http_sink::deliver_batch(
+            batch,
+            results,
+            &self.stop,
+            &self.rt.entry.counters.retries,
+            self.rt.route.on_error == ErrorAction::Halt,
+        )
+        .await
+    }
+
     /// Produce what became of one record: its outputs, or its dead-letter
     /// copy (then `true`); `None` when the route halts.
     async fn deliver(
@@ -124,8 +146,9 @@ impl Worker {
                         if outputs.is_empty() {
                             counters.dropped.inc();
                         }
-                        // Outputs kept in a buffer sink are out already;
-                        // the acker counts the others once acknowledged.
+                        // Outputs kept in a buffer or taken by an HTTP sink
+                        // are out already; the acker counts the others once
+                        // acknowledged.
                         let buffered = outputs.len() - deliveries.len();
                         counters.records_out.inc_by(buffered as u64);
                         return Some((deliveries, false));
@@ -144,7 +167,8 @@ impl Worker {
                 self.rt.entry.counters.retries.inc();
                 tokio::time::sleep(delay).await;
                 attempts += 1;
-                let (_, mut results) = self.run_chain(vec![event.clone()]).await;
+                let (again, results) = self.run_chain(vec![event.clone()]).await;
+                let mut results = self.call_http_sinks(&again, results).await?;
                 result = results.pop().expect("one result per record");
                 continue;
             }
@@ -224,6 +248,9 @@ pub(crate) async fn produce_all(
                 buffer.push(output.value.as_deref());
                 continue;
             }
+            // Delivered before the record reached here (see
+            // `http_sink::deliver_batch`).
+            Destination::Http(_) => continue,
         };
         let headers = to_kafka_headers(output);
         let future = send(
