@@ -1,14 +1,17 @@
-# Build switchyard and the bundled plugins, then run them on a slim image.
+# Build switchyard, the bundled plugins, and the mobility platform's mock CRM
+# and event producer, then run them on a slim image (one image; compose
+# picks the program per service).
 FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake libcurl4-openssl-dev zlib1g-dev libssl-dev pkg-config \
     && rustup target add wasm32-unknown-unknown
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p switchyard && scripts/build-plugins.sh target/release/switchyard
+RUN cargo build --release -p switchyard -p mock-crm -p mobility-producer \
+    && scripts/build-plugins.sh target/release/switchyard
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/switchyard /usr/local/bin/switchyard
+COPY --from=build /src/target/release/switchyard /src/target/release/mock-crm /src/target/release/mobility-producer /usr/local/bin/
 COPY --from=build /src/target/plugins /srv/switchyard/target/plugins
 COPY switchyard.toml /srv/switchyard/switchyard.toml
 WORKDIR /srv/switchyard

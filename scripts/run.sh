@@ -1,12 +1,57 @@
 #!/usr/bin/env bash
-# Bring the platform up with embedded defaults: build switchyard and the
-# demo plugins, then run the routes in switchyard.toml on the in-memory
-# development broker. Extra arguments go to `switchyard run`.
+# Bring the whole platform up with embedded defaults, nothing else to start:
+#
+#   - switchyard with the routes in switchyard.toml, on the in-memory
+#     development broker (HTTP: admin and health on 8080, event APIs on 5000)
+#   - mock-crm, the CRM the `crm-sync` route keeps in sync (port 5050,
+#     API explorer at /swagger/)
+#   - mobility-producer, the platform's internal events, non-stop
+#
+# Ctrl-C (or SIGTERM) stops all three; switchyard drains and commits first.
+# Extra arguments go to `switchyard run`.
+#
+# Environment (all optional):
+#   SWITCHYARD_BIN_DIR   where the binaries are (default target/release,
+#                        built here; with it set nothing is built)
+#   MOBILITY_RATE        internal events per second (default 5)
+#   SWITCHYARD_STREAMS_PASSWORD, MOBILITY_SUBJECT_KEY, MOBILITY_CRM_URL:
+#                        development values unless set
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-cargo build --release -p switchyard
-scripts/build-plugins.sh target/release/switchyard
-# The streams API's demo user (see switchyard.toml); set your own to change it.
+
+if [ -z "${SWITCHYARD_BIN_DIR:-}" ]; then
+    scripts/setup.sh
+    cargo build --release -p switchyard -p mock-crm -p mobility-producer
+    scripts/build-plugins.sh target/release/switchyard
+fi
+bin="${SWITCHYARD_BIN_DIR:-target/release}"
+
+# Development secrets (see switchyard.toml); set your own to change them.
 export SWITCHYARD_STREAMS_PASSWORD="${SWITCHYARD_STREAMS_PASSWORD:-demo-password}"
-exec target/release/switchyard run --config switchyard.toml "$@"
+export MOBILITY_SUBJECT_KEY="${MOBILITY_SUBJECT_KEY:-development-only-subject-key-not-for-production}"
+export MOBILITY_CRM_URL="${MOBILITY_CRM_URL:-http://127.0.0.1:5050}"
+
+pids=()
+stop() {
+    trap - EXIT INT TERM
+    [ ${#pids[@]} -eq 0 ] || kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait || true
+}
+trap stop EXIT
+trap 'stop; exit 0' INT TERM
+
+"$bin/mock-crm" --listen 127.0.0.1:5050 &
+pids+=($!)
+"$bin/switchyard" run --config switchyard.toml "$@" &
+pids+=($!)
+# It asks switchyard (127.0.0.1:8080) for the development broker's address.
+"$bin/mobility-producer" --rate "${MOBILITY_RATE:-5}" &
+pids+=($!)
+
+echo "run.sh: platform starting: event APIs http://127.0.0.1:5000/swagger," \
+     "CRM explorer http://127.0.0.1:5050/swagger/, health http://127.0.0.1:8080/healthz" >&2
+# Whichever stops first (an error, say) stops the others.
+status=0
+wait -n || status=$?
+echo "run.sh: a process exited (status $status); stopping the platform" >&2
+exit "$status"

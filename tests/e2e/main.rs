@@ -8,6 +8,7 @@ mod delivery;
 mod events_api;
 mod hot_reload;
 mod http_sink;
+mod mobility;
 mod plugin_kit;
 mod plugin_loading;
 mod plugin_mapping;
