@@ -1,35 +1,32 @@
 //! `mobility-producer`: the mobility platform's internal events, produced
-//! non-stop to Kafka (or printed as JSON Lines with `--print`).
+//! non-stop to Kafka, posted to Switchyard's ingest API (`--ingest`, so
+//! that personal data reaches Kafka only encrypted), or printed as JSON
+//! Lines (`--print`).
 //!
-//! Records are keyed by the user's id, so one user's events stay in order
-//! on one partition; the value is the event's JSON envelope, with the
-//! headers `event-type` and `content-type`. The producer is idempotent and
-//! waits for every acknowledgement before it exits. The first delivery
-//! error stops producing and makes the run fail, rather than going on past
-//! a hole in the users' life cycles. It creates nothing on the broker: the
-//! topic is the router's or the operator's to create.
+//! Where the events go is a [`Sink`]; this file reads the flags, runs the
+//! simulation at its pace and hands each event to the sink chosen.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fmt;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
-use clap::Parser;
-use mobility_contracts::Envelope;
+use clap::{CommandFactory, Parser};
 use mobility_producer::{discover, Clock, SimOptions, Simulation};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use reqwest::header::HeaderValue;
+use reqwest::Url;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use sink::{Done, Ingest, IngestOptions, Kafka, Outcome, Print, Progress, Signals, Sink};
+
+mod sink;
+
 /// Generates the mobility platform's internal events (users registering,
-/// travelling, paying, being refunded) and produces them to Kafka.
+/// travelling, paying, being refunded) and produces them to Kafka, or posts
+/// them to Switchyard's ingest API.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -58,11 +55,57 @@ struct Args {
         default_value = "mobility.internal"
     )]
     topic: String,
+    /// Post the events to this endpoint of Switchyard's ingest API
+    /// (`http://HOST:PORT/ingest/ROUTE`) instead of producing them to Kafka:
+    /// the route encrypts the personal fields per data subject before it
+    /// publishes the events, so personal data reaches Kafka only encrypted.
+    #[arg(
+        long,
+        env = "MOBILITY_PRODUCER_INGEST",
+        value_name = "URL",
+        value_parser = parse_ingest_url,
+        // `--print` too, in `Args::check`.
+        conflicts_with = "brokers",
+        requires = "ingest_token"
+    )]
+    ingest: Option<Url>,
+    /// Bearer token of the ingest API, required with `--ingest`. It is never
+    /// logged or shown.
+    #[arg(
+        long,
+        env = "MOBILITY_PRODUCER_INGEST_TOKEN",
+        value_name = "TOKEN",
+        // `--help` would otherwise show the variable's value.
+        hide_env_values = true,
+        value_parser = parse_token
+    )]
+    ingest_token: Option<Token>,
+    /// The most events in one request to the ingest API (a request also
+    /// stays within the API's 1 MiB).
+    #[arg(
+        long,
+        env = "MOBILITY_PRODUCER_BATCH_MAX",
+        value_name = "N",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    batch_max: u32,
+    /// How long, in milliseconds, a request to the ingest API waits for more
+    /// events after its first before it is sent. With `--rate 0` batches
+    /// fill at once.
+    #[arg(
+        long,
+        env = "MOBILITY_PRODUCER_BATCH_LINGER_MS",
+        value_name = "MS",
+        default_value_t = 50
+    )]
+    batch_linger_ms: u64,
     /// Events per second; 0 sends them as fast as the producer takes them.
     #[arg(long, env = "MOBILITY_PRODUCER_RATE", default_value_t = 20.0, value_parser = parse_rate)]
     rate: f64,
-    /// Stop after this many events, exiting once all are acknowledged.
-    /// Without it, run until stopped (Ctrl-C or SIGTERM).
+    /// Stop after this many events, exiting once all are acknowledged
+    /// (accepted, with `--ingest`). Without it, run until stopped (Ctrl-C or
+    /// SIGTERM).
     #[arg(long, env = "MOBILITY_PRODUCER_COUNT", value_name = "N")]
     count: Option<u64>,
     /// Seed of the simulation: the same seed gives the same events. Without
@@ -90,6 +133,21 @@ struct Args {
     print: bool,
 }
 
+impl Args {
+    /// What clap cannot check: `--print` is a flag, and clap counts a flag
+    /// set to false in the environment as given, so that
+    /// `MOBILITY_PRODUCER_PRINT=false` would conflict with `--ingest`.
+    fn check(self) -> Result<Args, clap::Error> {
+        if self.print && self.ingest.is_some() {
+            return Err(Args::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--ingest cannot be used with --print",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
@@ -105,9 +163,54 @@ fn parse_start(s: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
-/// How many records may wait for their acknowledgement at once; beyond,
-/// producing waits.
-const IN_FLIGHT: usize = 10_000;
+fn parse_ingest_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| {
+        format!("not a URL such as http://127.0.0.1:5000/ingest/mobility-ingest: {e}")
+    })?;
+    match url.scheme() {
+        "http" => {}
+        // This build's HTTP client has no TLS: an https URL would fail on
+        // every attempt, and be retried for ever.
+        "https" => return Err("only http:// URLs are supported".to_owned()),
+        other => return Err(format!("{other}: not an http:// URL")),
+    }
+    // They would go as Basic credentials beside the bearer token.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are not supported (see --ingest-token)".to_owned());
+    }
+    Ok(url)
+}
+
+/// Never fails: clap's errors quote the value they refuse, so the token is
+/// checked later, by [`Token::authorization`], whose errors do not.
+fn parse_token(s: &str) -> Result<Token, std::convert::Infallible> {
+    Ok(Token(s.to_owned()))
+}
+
+/// The ingest API's bearer token. Its `Debug` shows nothing of it, so that
+/// the debug output of the flags cannot leak it.
+#[derive(Clone)]
+struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    /// The `Authorization` header, marked sensitive so that the HTTP
+    /// client's own debug output does not show it either.
+    fn authorization(&self) -> anyhow::Result<HeaderValue> {
+        anyhow::ensure!(!self.0.trim().is_empty(), "--ingest-token is empty");
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0))
+            .ok()
+            .context("--ingest-token is not a valid HTTP header value (printable ASCII only)")?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -121,7 +224,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    let args = Args::parse().check().unwrap_or_else(|e| e.exit());
     match run(args, signals()).await {
         Ok(summary) => summary.exit_code(),
         Err(e) => {
@@ -133,7 +236,7 @@ async fn main() -> ExitCode {
 
 /// Each Ctrl-C or SIGTERM received: the first stops producing, a second
 /// one gives up waiting for acknowledgements.
-fn signals() -> mpsc::UnboundedReceiver<()> {
+fn signals() -> Signals {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -155,7 +258,19 @@ fn signals() -> mpsc::UnboundedReceiver<()> {
     rx
 }
 
-async fn run(args: Args, mut signals: mpsc::UnboundedReceiver<()>) -> anyhow::Result<Summary> {
+async fn run(args: Args, mut signals: Signals) -> anyhow::Result<Summary> {
+    tracing::debug!(?args, "flags");
+    // Checked before anything runs.
+    let ingest = match (args.ingest, &args.ingest_token) {
+        (Some(url), Some(token)) => Some(IngestOptions {
+            url,
+            authorization: token.authorization()?,
+            batch_max: args.batch_max as usize,
+            linger: Duration::from_millis(args.batch_linger_ms),
+        }),
+        (Some(_), None) => anyhow::bail!("--ingest needs --ingest-token"),
+        (None, _) => None,
+    };
     let seed = args.seed.unwrap_or_else(seed_from_clock);
     let clock = match args.start {
         Some(start) => Clock::Simulated { start },
@@ -175,26 +290,36 @@ async fn run(args: Args, mut signals: mpsc::UnboundedReceiver<()>) -> anyhow::Re
             clock,
         },
     );
-    let sink = if args.print {
-        Sink::Print(std::io::stdout())
-    } else {
-        let brokers = match args.brokers {
-            Some(brokers) => brokers,
-            None => {
-                let wait = Duration::from_secs(args.wait_secs);
-                tokio::select! {
-                    brokers = discover::switchyard_brokers(&args.switchyard, wait) => brokers?,
-                    Some(()) = signals.recv() => {
-                        tracing::info!("stopped on a signal before producing anything");
-                        return Ok(Summary::default());
-                    }
+    let (rate, count) = (args.rate, args.count);
+    if args.print {
+        return Ok(produce(sim, Print::new(), rate, count, &mut signals).await);
+    }
+    if let Some(options) = ingest {
+        tracing::info!(
+            url = %options.url,
+            batch_max = options.batch_max,
+            linger_ms = options.linger.as_millis() as u64,
+            "posting to Switchyard's ingest API"
+        );
+        let sink = Ingest::new(options)?;
+        return Ok(produce(sim, sink, rate, count, &mut signals).await);
+    }
+    let brokers = match args.brokers {
+        Some(brokers) => brokers,
+        None => {
+            let wait = Duration::from_secs(args.wait_secs);
+            tokio::select! {
+                brokers = discover::switchyard_brokers(&args.switchyard, wait) => brokers?,
+                Some(()) = signals.recv() => {
+                    tracing::info!("stopped on a signal before producing anything");
+                    return Ok(Summary::default());
                 }
             }
-        };
-        tracing::info!(%brokers, topic = %args.topic, "producing to Kafka");
-        Sink::kafka(&brokers, args.topic)?
+        }
     };
-    Ok(produce(sim, sink, args.rate, args.count, &mut signals).await)
+    tracing::info!(%brokers, topic = %args.topic, "producing to Kafka");
+    let sink = Kafka::new(&brokers, args.topic)?;
+    Ok(produce(sim, sink, rate, count, &mut signals).await)
 }
 
 /// A seed for a run without `--seed`: the clock's nanoseconds.
@@ -203,189 +328,6 @@ fn seed_from_clock() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     now.as_nanos() as u64
-}
-
-/// Where the events go.
-enum Sink {
-    /// JSON Lines; stdout is line-buffered, so each event shows at once.
-    Print(std::io::Stdout),
-    Kafka {
-        producer: FutureProducer,
-        topic: String,
-        /// To the task counting acknowledgements.
-        deliveries: mpsc::Sender<DeliveryFuture>,
-        acks: Arc<Acks>,
-        acker: tokio::task::JoinHandle<()>,
-    },
-}
-
-/// Outcomes of the deliveries so far.
-#[derive(Default)]
-struct Acks {
-    acknowledged: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl Sink {
-    fn kafka(brokers: &str, topic: String) -> anyhow::Result<Sink> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("client.id", "mobility-producer")
-            // No duplicates or reordering when the producer retries.
-            .set("enable.idempotence", "true")
-            .create()
-            .context("creating the Kafka producer")?;
-        let (deliveries, rx) = mpsc::channel(IN_FLIGHT);
-        let acks = Arc::new(Acks::default());
-        let acker = tokio::spawn(acknowledge(rx, acks.clone()));
-        Ok(Sink::Kafka {
-            producer,
-            topic,
-            deliveries,
-            acks,
-            acker,
-        })
-    }
-
-    /// Hands `event` on; false once the sink can take no more (stdout
-    /// closed, or a delivery failed). Cancel-safe: cancelled, the event was
-    /// not produced.
-    async fn send(&mut self, event: &Envelope) -> bool {
-        let json = serde_json::to_string(event).expect("an envelope always serialises");
-        match self {
-            Sink::Print(out) => match writeln!(out, "{json}") {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    tracing::info!("stdout closed: stopping");
-                    false
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "writing to stdout");
-                    false
-                }
-            },
-            Sink::Kafka {
-                producer,
-                topic,
-                deliveries,
-                acks,
-                ..
-            } => {
-                if acks.failed.load(Ordering::Relaxed) > 0 {
-                    return false;
-                }
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "event-type",
-                        value: Some(event.event.type_name()),
-                    })
-                    .insert(Header {
-                        key: "content-type",
-                        value: Some("application/json"),
-                    });
-                let mut record = FutureRecord::to(topic)
-                    .key(event.user_id.as_bytes())
-                    .payload(json.as_bytes())
-                    .headers(headers);
-                // Room for the acknowledgement first: waiting for it is the
-                // one wait that may be cut short (by a signal) before the
-                // record is handed to the producer, so that no record is
-                // produced without its acknowledgement being awaited.
-                let Ok(room) = deliveries.reserve().await else {
-                    return false;
-                };
-                loop {
-                    match producer.send_result(record) {
-                        Ok(delivery) => {
-                            room.send(delivery);
-                            return true;
-                        }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            // Not taken: dropping it on a signal loses
-                            // nothing that was produced.
-                            record = back;
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        Err((e, _)) => {
-                            tracing::error!(error = %e, "producing an event");
-                            acks.failed.fetch_add(1, Ordering::Relaxed);
-                            return false;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn acknowledged(&self, sent: u64) -> u64 {
-        match self {
-            Sink::Print(_) => sent,
-            Sink::Kafka { acks, .. } => acks.acknowledged.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Waits for every delivery, unless a signal says to give up; returns
-    /// (acknowledged, failed, abandoned).
-    async fn finish(
-        self,
-        sent: u64,
-        signals: &mut mpsc::UnboundedReceiver<()>,
-    ) -> (u64, u64, bool) {
-        match self {
-            Sink::Print(_) => (sent, 0, false),
-            Sink::Kafka {
-                producer,
-                deliveries,
-                acks,
-                mut acker,
-                ..
-            } => {
-                drop(deliveries);
-                let known =
-                    acks.acknowledged.load(Ordering::Relaxed) + acks.failed.load(Ordering::Relaxed);
-                let waiting = sent.saturating_sub(known);
-                if waiting > 0 {
-                    tracing::info!(
-                        waiting,
-                        "waiting for the acknowledgements (a second Ctrl-C or SIGTERM gives up)"
-                    );
-                }
-                let abandoned = tokio::select! {
-                    _ = &mut acker => false,
-                    Some(()) = signals.recv() => {
-                        tracing::warn!("giving up on the acknowledgements still awaited");
-                        acker.abort();
-                        true
-                    }
-                };
-                drop(producer);
-                (
-                    acks.acknowledged.load(Ordering::Relaxed),
-                    acks.failed.load(Ordering::Relaxed),
-                    abandoned,
-                )
-            }
-        }
-    }
-}
-
-/// Counts the outcome of every delivery, in the order sent.
-async fn acknowledge(mut deliveries: mpsc::Receiver<DeliveryFuture>, acks: Arc<Acks>) {
-    while let Some(delivery) = deliveries.recv().await {
-        match delivery.await {
-            Ok(Ok(_)) => {
-                acks.acknowledged.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Err((e, _))) => {
-                tracing::error!(error = %e, "an event was not delivered");
-                acks.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                tracing::error!("the producer closed before an event's delivery was known");
-                acks.failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
 }
 
 /// Paces the events at a rate.
@@ -427,85 +369,94 @@ impl Pacer {
 /// What a run did.
 #[derive(Debug, Default, PartialEq)]
 struct Summary {
+    /// Events generated and taken by the sink.
     sent: u64,
-    acknowledged: u64,
-    failed: u64,
-    /// Stopped waiting for acknowledgements on a second signal.
-    abandoned: bool,
+    outcome: Outcome,
 }
 
 impl Summary {
     fn exit_code(&self) -> ExitCode {
-        if self.failed > 0 || self.abandoned || self.acknowledged < self.sent {
-            ExitCode::FAILURE
-        } else {
+        if self.outcome.succeeded(self.sent) {
             ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn produce(
+/// Logs a progress line, with the rate since the last one.
+fn log_progress(sink: &impl Sink, sim: &Simulation, sent: u64, sent_before: &mut u64) {
+    let rate = (sent - *sent_before) as f64 / PROGRESS_EVERY.as_secs_f64();
+    *sent_before = sent;
+    sink.log_progress(&Progress {
+        sent,
+        rate,
+        users: sim.users(),
+    });
+}
+
+async fn produce<S: Sink>(
     mut sim: Simulation,
-    mut sink: Sink,
+    mut sink: S,
     rate: f64,
     count: Option<u64>,
-    signals: &mut mpsc::UnboundedReceiver<()>,
+    signals: &mut Signals,
 ) -> Summary {
     let started = Instant::now();
     let mut pacer = Pacer::new(rate);
     let mut progress = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
     let mut by_type: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let (mut sent, mut sent_at_last_progress) = (0u64, 0u64);
-    while count.is_none_or(|n| sent < n) {
+    let (mut sent, mut sent_before) = (0u64, 0u64);
+    let mut signalled = false;
+    'events: while count.is_none_or(|n| sent < n) {
         tokio::select! {
             biased;
             Some(()) = signals.recv() => {
                 tracing::info!("stopping on a signal");
+                signalled = true;
                 break;
             }
             _ = progress.tick() => {
-                let recent = (sent - sent_at_last_progress) as f64 / PROGRESS_EVERY.as_secs_f64();
-                sent_at_last_progress = sent;
-                tracing::info!(sent, acknowledged = sink.acknowledged(sent), rate = format!("{recent:.1}/s"), users = sim.users(), "progress");
+                log_progress(&sink, &sim, sent, &mut sent_before);
                 continue;
             }
             () = pacer.tick() => {}
         }
         let event = sim.next_event();
-        // Waiting for room among the records in flight, still heed signals.
-        let accepted = tokio::select! {
-            biased;
-            Some(()) = signals.recv() => {
-                tracing::info!("stopping on a signal");
-                break;
+        // Waiting for the sink to take it (room among the records in
+        // flight, the ingest API retrying), still heed signals and log
+        // progress.
+        let taken = loop {
+            tokio::select! {
+                biased;
+                Some(()) = signals.recv() => {
+                    tracing::info!("stopping on a signal");
+                    signalled = true;
+                    break 'events;
+                }
+                _ = progress.tick() => log_progress(&sink, &sim, sent, &mut sent_before),
+                taken = sink.send(&event) => break taken,
             }
-            accepted = sink.send(&event) => accepted,
         };
-        if !accepted {
+        if !taken {
             break;
         }
         sent += 1;
         *by_type.entry(event.event.type_name()).or_default() += 1;
     }
     let users = sim.users();
-    let elapsed = started.elapsed().as_secs_f64();
-    let (acknowledged, failed, abandoned) = sink.finish(sent, signals).await;
-    tracing::info!(
-        sent,
-        acknowledged,
-        failed,
-        users,
-        elapsed = format!("{elapsed:.1}s"),
-        rate = format!("{:.1}/s", sent as f64 / elapsed.max(1e-3)),
-        ?by_type,
-        "done"
+    let elapsed_secs = started.elapsed().as_secs_f64();
+    let outcome = sink.finish(sent, signalled, signals).await;
+    S::log_done(
+        &outcome,
+        &Done {
+            sent,
+            users,
+            elapsed_secs,
+            by_type: &by_type,
+        },
     );
-    Summary {
-        sent,
-        acknowledged,
-        failed,
-        abandoned,
-    }
+    Summary { sent, outcome }
 }
 
 #[cfg(test)]
@@ -513,11 +464,12 @@ mod tests {
     use std::collections::HashMap;
 
     use chrono::TimeZone;
+    use mobility_contracts::Envelope;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     use rdkafka::mocking::MockCluster;
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    use rdkafka::{Offset, TopicPartitionList};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
     use super::*;
 
@@ -592,15 +544,16 @@ mod tests {
         let cluster = cluster();
         let brokers = cluster.bootstrap_servers();
         let (_signal, mut signals) = mpsc::unbounded_channel();
-        let sink = Sink::kafka(&brokers, TOPIC.to_owned()).unwrap();
+        let sink = Kafka::new(&brokers, TOPIC.to_owned()).unwrap();
         let summary = produce(simulation(), sink, 0.0, Some(500), &mut signals).await;
         assert_eq!(
             summary,
             Summary {
                 sent: 500,
-                acknowledged: 500,
-                failed: 0,
-                abandoned: false
+                outcome: Outcome {
+                    delivered: 500,
+                    ..Outcome::default()
+                }
             }
         );
 
@@ -640,15 +593,18 @@ mod tests {
     async fn a_signal_stops_producing_and_waits_for_the_acknowledgements() {
         let cluster = cluster();
         let (signal, mut signals) = mpsc::unbounded_channel();
-        let sink = Sink::kafka(&cluster.bootstrap_servers(), TOPIC.to_owned()).unwrap();
+        let sink = Kafka::new(&cluster.bootstrap_servers(), TOPIC.to_owned()).unwrap();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(800)).await;
             signal.send(()).unwrap();
         });
         let summary = produce(simulation(), sink, 100.0, None, &mut signals).await;
         assert!(summary.sent > 10 && summary.sent < 400, "{summary:?}");
-        assert_eq!(summary.acknowledged, summary.sent, "{summary:?}");
-        assert_eq!((summary.failed, summary.abandoned), (0, false));
+        assert_eq!(summary.outcome.delivered, summary.sent, "{summary:?}");
+        assert_eq!(
+            (summary.outcome.failed, summary.outcome.unconfirmed),
+            (0, 0)
+        );
         assert_eq!(summary.exit_code(), ExitCode::SUCCESS);
     }
 
@@ -660,9 +616,9 @@ mod tests {
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
         );
         let (_signal, mut signals) = mpsc::unbounded_channel();
-        let sink = Sink::kafka(&cluster.bootstrap_servers(), TOPIC.to_owned()).unwrap();
+        let sink = Kafka::new(&cluster.bootstrap_servers(), TOPIC.to_owned()).unwrap();
         let summary = produce(simulation(), sink, 100.0, Some(1_000), &mut signals).await;
-        assert!(summary.failed > 0, "{summary:?}");
+        assert!(summary.outcome.failed > 0, "{summary:?}");
         assert!(
             summary.sent < 1_000,
             "kept producing after the error: {summary:?}"
@@ -710,7 +666,7 @@ mod tests {
         .unwrap();
         let (_signal, signals) = mpsc::unbounded_channel();
         let summary = run(args, signals).await.unwrap();
-        assert_eq!((summary.sent, summary.acknowledged), (40, 40));
+        assert_eq!((summary.sent, summary.outcome.delivered), (40, 40));
 
         let brokers = cluster.bootstrap_servers();
         let partitions = tokio::task::spawn_blocking(move || consume(&brokers, 40))
@@ -768,5 +724,84 @@ mod tests {
         assert!(parse(&["--rate", "-1"]).is_err());
         assert!(parse(&["--users", "0"]).is_err());
         assert!(parse(&["--start", "yesterday"]).is_err());
+    }
+
+    #[test]
+    fn ingest_flags_are_checked() {
+        let parse = |args: &[&str]| {
+            Args::try_parse_from([&["mobility-producer"], args].concat()).and_then(Args::check)
+        };
+        let url = "http://127.0.0.1:5000/ingest/mobility-ingest";
+        let args = parse(&["--ingest", url, "--ingest-token", "s3cret"]).unwrap();
+        assert_eq!(args.ingest.as_ref().map(Url::as_str), Some(url));
+        assert_eq!((args.batch_max, args.batch_linger_ms), (500, 50));
+        let args = parse(&[
+            "--ingest",
+            url,
+            "--ingest-token",
+            "s3cret",
+            "--batch-max",
+            "20",
+            "--batch-linger-ms",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!((args.batch_max, args.batch_linger_ms), (20, 0));
+
+        let kind = |args: &[&str]| parse(args).unwrap_err().kind();
+        assert_eq!(
+            kind(&["--ingest", url]),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        for other in [&["--brokers", "localhost:9092"][..], &["--print"]] {
+            let args = [&["--ingest", url, "--ingest-token", "t"], other].concat();
+            assert_eq!(
+                kind(&args),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{other:?}"
+            );
+        }
+        for bad in [
+            "https://127.0.0.1:5000/ingest/x",
+            "ftp://127.0.0.1/ingest/x",
+            "http://user:pw@127.0.0.1:5000/ingest/x",
+            "127.0.0.1:5000/ingest/x",
+        ] {
+            assert!(
+                parse(&["--ingest", bad, "--ingest-token", "t"]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(parse(&["--ingest", url, "--ingest-token", "t", "--batch-max", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let args = Args::try_parse_from([
+            "mobility-producer",
+            "--ingest",
+            "http://127.0.0.1:5000/ingest/mobility-ingest",
+            "--ingest-token",
+            "s3cret-t0ken",
+        ])
+        .unwrap();
+        let debug = format!("{args:?} {args:#?}");
+        assert!(!debug.contains("s3cret-t0ken"), "{debug}");
+        assert!(
+            debug.contains("ingest_token: Some(Token(<redacted>))"),
+            "{debug}"
+        );
+
+        let token = args.ingest_token.unwrap();
+        let header = token.authorization().unwrap();
+        assert_eq!(header.to_str().unwrap(), "Bearer s3cret-t0ken");
+        assert!(header.is_sensitive());
+        assert!(!format!("{header:?}").contains("s3cret"));
+
+        for bad in ["", "  ", "line\nbreak"] {
+            let error = format!("{:#}", Token(bad.to_owned()).authorization().unwrap_err());
+            assert!(error.contains("--ingest-token"), "{error}");
+            assert!(bad.trim().is_empty() || !error.contains(bad), "{error}");
+        }
     }
 }
