@@ -14,8 +14,8 @@
 #   SWITCHYARD_BIN_DIR   where the binaries are (default target/release,
 #                        built here; with it set nothing is built)
 #   MOBILITY_RATE        internal events per second (default 5)
-#   SWITCHYARD_STREAMS_PASSWORD, MOBILITY_SUBJECT_KEY, MOBILITY_CRM_URL:
-#                        development values unless set
+#   SWITCHYARD_STREAMS_PASSWORD, SWITCHYARD_MASTER_KEY, MOBILITY_INGEST_TOKEN,
+#   MOBILITY_CRM_URL     development values unless set
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +28,14 @@ bin="${SWITCHYARD_BIN_DIR:-target/release}"
 
 # Development secrets (see switchyard.toml); set your own to change them.
 export SWITCHYARD_STREAMS_PASSWORD="${SWITCHYARD_STREAMS_PASSWORD:-demo-password}"
-export MOBILITY_SUBJECT_KEY="${MOBILITY_SUBJECT_KEY:-development-only-subject-key-not-for-production}"
+export MOBILITY_INGEST_TOKEN="${MOBILITY_INGEST_TOKEN:-development-ingest-token}"
 export MOBILITY_CRM_URL="${MOBILITY_CRM_URL:-http://127.0.0.1:5050}"
+if [ -z "${SWITCHYARD_MASTER_KEY:-}" ]; then
+    # A fixed, public key: what it encrypts is readable by anyone. The
+    # development broker forgets everything at exit anyway.
+    export SWITCHYARD_MASTER_KEY=00000000000000000000000000000000000000000000000000000000000000d0
+    echo "run.sh: DEVELOPMENT MASTER KEY in use (publicly known; set SWITCHYARD_MASTER_KEY for real data)" >&2
+fi
 
 pids=()
 stop() {
@@ -44,8 +50,9 @@ trap 'stop; exit 0' INT TERM
 pids+=($!)
 "$bin/switchyard" run --config switchyard.toml "$@" &
 pids+=($!)
-# It asks switchyard (127.0.0.1:8080) for the development broker's address.
-"$bin/mobility-producer" --rate "${MOBILITY_RATE:-5}" &
+# Through the ingest API: personal fields reach Kafka only encrypted.
+MOBILITY_PRODUCER_INGEST_TOKEN="$MOBILITY_INGEST_TOKEN" "$bin/mobility-producer" \
+    --ingest http://127.0.0.1:5000/ingest/mobility-ingest --rate "${MOBILITY_RATE:-5}" &
 pids+=($!)
 
 echo "run.sh: platform starting: event APIs http://127.0.0.1:5000/swagger," \

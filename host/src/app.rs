@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
-use crate::config::{secrets, Config, StreamsApiConfig};
+use crate::config::{secrets, Config, IngestApiConfig, StreamsApiConfig, SubjectsConfig};
 use crate::control::{watch, ControlPlane, Deps};
+use crate::http::ingest::IngestApi;
 use crate::http::streams::StreamsHttp;
 use crate::http::{AdminToken, AppState, KafkaInfo};
 use crate::kafka::embedded::EmbeddedBroker;
@@ -23,6 +24,9 @@ use crate::route::buffer::Buffers;
 use crate::route::status::StatusBoard;
 use crate::route::Producer;
 use crate::streams::StreamStore;
+use crate::subjects::crypto::{KeyRing, MasterKey};
+use crate::subjects::keys::KeyStore;
+use crate::subjects::{self, Subjects};
 
 /// What `switchyard run` needs.
 #[derive(Debug, Clone)]
@@ -70,10 +74,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     tracing::info!(brokers = %kafka.brokers, routes = routes.len(), config = %opts.config.display(), "starting switchyard");
 
-    let runtime = PluginRuntime::new(opts.cache_dir.clone())?;
     let board = StatusBoard::default();
     let producer = create_producer(&kafka)?;
     let api_producer = create_api_producer(&kafka)?;
+    let topic_admin = TopicAdmin::new(&kafka, embedded.as_ref())?;
+    // Before any plugin runs: plugins encrypt and decrypt through it.
+    let subjects = match &config.subjects {
+        Some(settings) => Some(Arc::new(
+            open_subjects(settings, &opts.config, &kafka, &api_producer, &topic_admin).await?,
+        )),
+        None => None,
+    };
+    let mut runtime = PluginRuntime::new(opts.cache_dir.clone())?;
+    if let Some(subjects) = &subjects {
+        runtime = runtime.with_subjects(subjects.keys.clone());
+    }
+    let ingest_api = match &config.ingest_api {
+        Some(api) => Some(Arc::new(resolve_ingest_api(api, &opts.config)?)),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     let buffers = Buffers::default();
     // Plugins may be added later, by file or through the admin API.
@@ -94,7 +113,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         buffers: buffers.clone(),
         api_settings: config.api_settings(),
     });
-    let topic_admin = TopicAdmin::new(&kafka, embedded.as_ref())?;
     // HTTP APIs publish to the sinks of HTTP-sourced routes: those topics
     // must exist before the first request, for the routes that read them
     // to find them when they start.
@@ -144,7 +162,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         buffers,
         events_api: config.events_api.clone().map(Arc::new),
         streams_api,
+        ingest_api,
+        subjects,
     };
+    if let Some(subjects) = &app_state.subjects {
+        tokio::spawn(subjects::purge_erased_from_buffers(
+            subjects.keys.clone(),
+            app_state.buffers.clone(),
+            shutdown.clone(),
+        ));
+    }
     let app = crate::http::app(app_state.clone());
     let public = match config.http.public {
         Some(addr) => {
@@ -215,6 +242,101 @@ async fn open_streams_api(
         .await
         .context("starting the streams API")?;
     Ok(StreamsHttp::new(store, &credentials, api.max_body_bytes))
+}
+
+/// The subject key store on its topic (made if missing), with the master
+/// key from its secret reference. Without the key, switchyard does not
+/// start: data it would encrypt could never be read again.
+async fn open_subjects(
+    settings: &SubjectsConfig,
+    config_path: &std::path::Path,
+    kafka: &KafkaSettings,
+    producer: &Producer,
+    topic_admin: &TopicAdmin,
+) -> anyhow::Result<Subjects> {
+    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
+    let text = secrets::resolve_string(&settings.master_key, "subjects.master_key", base).map_err(
+        |e| {
+            anyhow::anyhow!(
+                "invalid routes file {}: {e}. Subject encryption needs its master key: 32 \
+                 random bytes as 64 hex digits, e.g. `openssl rand -hex 32`; keep it safe, \
+                 data encrypted under it cannot be read without it",
+                config_path.display()
+            )
+        },
+    )?;
+    let master = MasterKey::parse(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid routes file {}: subjects.master_key: {e}",
+            config_path.display()
+        )
+    })?;
+    let keys_topic = settings
+        .keys_topic
+        .clone()
+        .unwrap_or_else(|| subjects::DEFAULT_KEYS_TOPIC.to_owned());
+    let audit_topic = settings
+        .audit_topic
+        .clone()
+        .unwrap_or_else(|| subjects::DEFAULT_AUDIT_TOPIC.to_owned());
+    topic_admin
+        .ensure(&TopicSpec {
+            name: &keys_topic,
+            partitions: Some(1),
+            replication: settings.replication_factor,
+            config: subjects::KEYS_TOPIC_CONFIG,
+        })
+        .await?;
+    topic_admin
+        .ensure(&TopicSpec {
+            name: &audit_topic,
+            partitions: Some(1),
+            replication: settings.replication_factor,
+            config: &[],
+        })
+        .await?;
+    let keys = KeyStore::open(KeyRing::new(&master), kafka, &keys_topic, producer.clone())
+        .await
+        .with_context(|| format!("reading the subject keys from `{keys_topic}`"))?;
+    tracing::info!(topic = %keys_topic, keys = keys.len(), "subject key store ready");
+    Ok(Subjects {
+        keys: Arc::new(keys),
+        audit_topic,
+        keys_topic,
+        subject_field: settings
+            .subject_field
+            .clone()
+            .unwrap_or_else(|| subjects::DEFAULT_SUBJECT_FIELD.to_owned()),
+        erase_topics: settings.erase_topics.clone(),
+    })
+}
+
+/// The ingest API with its tokens read from their secret references.
+fn resolve_ingest_api(
+    api: &IngestApiConfig,
+    config_path: &std::path::Path,
+) -> anyhow::Result<IngestApi> {
+    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
+    let tokens = api
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let at = format!("ingest_api.tokens[{i}]");
+            let invalid = |e: String| {
+                anyhow::anyhow!("invalid routes file {}: {at}: {e}", config_path.display())
+            };
+            let token = secrets::resolve_string(t, &at, base).map_err(invalid)?;
+            AdminToken::new(&token).map_err(|e| invalid(e.replace("admin token", "token")))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(IngestApi {
+        routes: api.routes.clone(),
+        tokens,
+        max_body_bytes: api
+            .max_body_bytes
+            .unwrap_or(crate::http::ingest::DEFAULT_MAX_BODY),
+    })
 }
 
 /// Refuse to serve the admin API beyond this machine without credentials.

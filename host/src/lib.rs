@@ -6,6 +6,7 @@
 //! - [`control`]: live changes: plugin hot reload.
 //! - [`kafka`]: client settings and the in-memory development broker.
 //! - [`http`]: the HTTP API.
+//! - [`subjects`]: per-subject encryption of personal data, and erasure.
 //! - [`plugin_kit`]: `switchyard plugin new` and `plugin test`, for plugin authors.
 //! - [`app`]: wiring it together for `switchyard run`.
 
@@ -23,3 +24,4 @@ pub mod plugin_build;
 pub mod plugin_kit;
 pub mod route;
 pub mod streams;
+pub mod subjects;

@@ -1,9 +1,11 @@
-//! The mobility platform end to end on Kafka: the event producer writes a
-//! fixed, seeded set of internal events; the shipped `crm-sync` route keeps
-//! the mock CRM in sync through the HTTP sink, and the shipped
-//! `public-stream` route publishes the public stream. What the CRM holds
-//! and what the public topic carries are checked against an independent
-//! computation over the events read back from the internal topic.
+//! The mobility platform end to end on Kafka: the event producer posts a
+//! fixed, seeded set of internal events to the shipped `mobility-ingest`
+//! route, which encrypts their personal fields per user; the shipped
+//! `crm-sync` route keeps the mock CRM in sync through the HTTP sink, and
+//! the shipped `public-stream` route publishes the public stream. What the
+//! CRM holds and what the topics carry are checked against an independent
+//! computation over the producer's events (it is deterministic, so the
+//! same seed printed gives them in plaintext).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -11,147 +13,44 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use switchyard_tests::*;
 
-use crate::plugin_redact::hmac_sha256;
+use crate::platform::{self, Topics, NO_TRIP_YET};
 
-const SUBJECT_KEY: &str = "mobility-test-subject-key-0123456789abcdef";
-/// The new user's `LastTripDate` before any trip (see switchyard.toml).
-const NO_TRIP_YET: &str = "0001-01-01T00:00:00Z";
+const ROUTES: &[&str] = &["mobility-ingest", "crm-sync", "public-stream"];
 
-/// Topic names of one test run.
-struct Topics {
-    internal: String,
-    public: String,
-    crm_dlq: String,
-    public_dlq: String,
-}
-
-impl Topics {
-    async fn create(tag: &str) -> Topics {
-        let topics = Topics {
-            internal: unique(&format!("{tag}-internal")),
-            public: unique(&format!("{tag}-public")),
-            crm_dlq: unique(&format!("{tag}-crm-dlq")),
-            public_dlq: unique(&format!("{tag}-public-dlq")),
-        };
-        create_topics(&[&topics.internal], 4).await;
-        create_topics(&[&topics.public, &topics.crm_dlq, &topics.public_dlq], 1).await;
-        topics
-    }
-}
-
-/// The shipped routes file's `crm-sync` and `public-stream` routes, as they
-/// are, with this run's topics, groups and CRM address: the mappings under
-/// test are the ones `make run` uses.
-fn shipped_mobility_routes(t: &Topics, retry_budget_ms: u64) -> String {
-    let shipped = std::fs::read_to_string(workspace().join("switchyard.toml")).unwrap();
-    let file: toml::Table = toml::from_str(&shipped).unwrap();
-    let group = unique("mobility");
-    let mut routes = Vec::new();
-    for route in file["routes"].as_array().unwrap() {
-        let mut route = route.as_table().unwrap().clone();
-        let name = route["name"].as_str().unwrap().to_owned();
-        let (public_sink, dead_letters) = match name.as_str() {
-            "crm-sync" => (None, &t.crm_dlq),
-            "public-stream" => (Some(&t.public), &t.public_dlq),
-            _ => continue,
-        };
-        route.insert(
-            "source".into(),
-            toml::Value::Table(
-                toml::from_str(&format!(
-                    "topics = [{:?}]\ngroup = \"{group}-{name}\"",
-                    t.internal
-                ))
-                .unwrap(),
-            ),
-        );
-        route.insert(
-            "dead_letter".into(),
-            toml::Value::Table(toml::from_str(&format!("topic = {dead_letters:?}")).unwrap()),
-        );
-        let sink = route["sink"].as_table_mut().unwrap();
-        match public_sink {
-            Some(public) => {
-                sink.insert("topic".into(), toml::Value::String(public.clone()));
-            }
-            None => {
-                // The CRM's address stays the shipped environment reference.
-                let http = sink["http"].as_table_mut().unwrap();
-                http.insert(
-                    "retry_budget_ms".into(),
-                    toml::Value::Integer(retry_budget_ms as i64),
-                );
-            }
-        }
-        routes.push(toml::Value::Table(route));
-    }
-    assert_eq!(routes.len(), 2, "switchyard.toml lacks a mobility route");
-    let mut out = toml::Table::new();
-    out.insert("routes".into(), toml::Value::Array(routes));
-    toml::to_string(&out).unwrap()
-}
-
-/// Start switchyard with the mobility routes and wait until it is healthy.
-fn start_router(t: &Topics, crm: &MockCrm, retry_budget_ms: u64) -> Switchyard {
-    let routes = shipped_mobility_routes(t, retry_budget_ms);
-    let mut sy = Switchyard::start_custom(
-        &plugins_dir(),
-        &routes,
-        &["--brokers", &bootstrap()],
-        &[
-            ("MOBILITY_SUBJECT_KEY", SUBJECT_KEY),
-            ("MOBILITY_CRM_URL", &crm.url),
-        ],
-    );
-    sy.wait_healthy(Duration::from_secs(90));
-    sy
-}
-
-/// Run the producer for `count` events of `seed` and wait for it to exit.
-fn produce_events(topic: &str, count: usize, seed: u64) {
-    let (count, seed) = (count.to_string(), seed.to_string());
-    let mut producer = Service::start(
-        "mobility-producer",
-        &[
-            "--brokers",
-            &bootstrap(),
-            "--topic",
-            topic,
-            "--count",
-            &count,
-            "--seed",
-            &seed,
-            "--users",
-            "30",
-            "--rate",
-            "0",
-            "--start",
-            "2026-01-01T08:00:00Z",
-        ],
-        &[],
-    );
-    let status = producer.wait(Duration::from_secs(120));
-    assert!(
-        status.success(),
-        "producer: {status}\n{}",
-        producer.log_text()
-    );
-}
-
-/// The produced events, read back with a plain consumer, in per-user order
-/// (partition order; the topic is keyed by user).
-fn internal_events(topic: &str, count: usize) -> Vec<Record> {
-    let mut records = read_topic(topic, count, Duration::from_secs(60));
-    assert_eq!(records.len(), count, "internal topic");
-    records.sort_by_key(|r| (r.partition, r.offset));
+/// The internal topic as written: one record per event, each keyed by its
+/// user's key reference (the same for a user's events, different between
+/// users), with no personal value in plaintext.
+fn check_internal_topic(topic: &str, events: &[Value]) {
+    let records = read_topic(topic, events.len(), Duration::from_secs(60));
+    assert_eq!(records.len(), events.len(), "internal topic");
+    let user_of: BTreeMap<&str, &str> = events
+        .iter()
+        .map(|e| {
+            (
+                e["eventId"].as_str().unwrap(),
+                e["userId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut key_of_user: BTreeMap<&str, String> = BTreeMap::new();
     for r in &records {
+        let event = r.json();
+        let user = user_of[event["eventId"].as_str().unwrap()];
+        let key = r.key.clone().expect("a key");
+        assert!(key.starts_with("sy:key:"), "{key}");
         assert_eq!(
-            r.key.as_deref(),
-            r.json()["userId"].as_str(),
-            "records are keyed by user"
+            key_of_user.entry(user).or_insert(key.clone()),
+            &key,
+            "one key per user"
+        );
+        assert!(
+            event["userId"].as_str().unwrap().starts_with("sy:v1:"),
+            "{event}"
         );
     }
-    records
+    let keys: BTreeSet<&String> = key_of_user.values().collect();
+    assert_eq!(keys.len(), key_of_user.len(), "users share a key");
+    platform::assert_absent(topic, &platform::personal_values(events));
 }
 
 /// What the CRM must hold after `events`, computed from the events alone:
@@ -275,6 +174,9 @@ fn wait_for_crm(
 
 /// The public event each internal event must become (by event id), from
 /// the public schema's rules: CloudEvents, subject the user's pseudonym.
+/// The pseudonym comes from the user's key, which only switchyard holds:
+/// `subject` holds the user's id here, and the comparison checks that each
+/// user has one pseudonym of its own.
 fn expected_public(events: &[Value]) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for e in events {
@@ -308,73 +210,12 @@ fn expected_public(events: &[Value]) -> BTreeMap<String, Value> {
             id.clone(),
             json!({
                 "specversion": "1.0", "id": id, "source": "urn:mobility:platform",
-                "type": kind, "time": e["occurredAt"], "subject": subject(e["userId"].as_str().unwrap()),
+                "type": kind, "time": e["occurredAt"], "subject": e["userId"],
                 "datacontenttype": "application/json", "data": data,
             }),
         );
     }
     out
-}
-
-/// The pseudonym of a user: the redact plugin's keyed hash of the id's
-/// JSON text, computed independently.
-fn subject(user: &str) -> String {
-    format!(
-        "hmac:{}",
-        hmac_sha256(SUBJECT_KEY.as_bytes(), format!("{user:?}").as_bytes())
-    )
-}
-
-/// Every value of a field the internal contracts mark personal, in these
-/// events (from the checked-in schemas' `x-personal` markers).
-fn personal_values(events: &[Value]) -> BTreeSet<String> {
-    let mut values = BTreeSet::new();
-    for e in events {
-        let kind = e["type"].as_str().unwrap();
-        for pointer in personal_pointers(kind) {
-            if let Some(Value::String(s)) = e.pointer(&pointer) {
-                values.insert(s.clone());
-            }
-        }
-    }
-    values
-}
-
-/// JSON Pointers of the fields marked `"x-personal": true` in the
-/// checked-in schema of `kind`.
-fn personal_pointers(kind: &str) -> Vec<String> {
-    let path = workspace().join(format!("docs/schemas/internal/{kind}.v1.json"));
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let mut found = Vec::new();
-    collect_personal(&schema, &schema, "", &mut found);
-    assert!(
-        found.iter().any(|p| p == "/userId"),
-        "{}: userId is not marked personal ({found:?})",
-        path.display()
-    );
-    found
-}
-
-fn collect_personal(root: &Value, schema: &Value, at: &str, found: &mut Vec<String>) {
-    if let Some(reference) = schema["$ref"].as_str() {
-        let target = reference.trim_start_matches('#');
-        if let Some(target) = root.pointer(target) {
-            collect_personal(root, target, at, found);
-        }
-    }
-    if schema["x-personal"] == json!(true) && !found.iter().any(|p| p == at) {
-        found.push(at.to_owned());
-    }
-    for key in ["allOf", "anyOf", "oneOf"] {
-        for branch in schema[key].as_array().into_iter().flatten() {
-            collect_personal(root, branch, at, found);
-        }
-    }
-    if let Some(properties) = schema["properties"].as_object() {
-        for (name, property) in properties {
-            collect_personal(root, property, &format!("{at}/{name}"), found);
-        }
-    }
 }
 
 /// Check every public event against the published schema.
@@ -399,12 +240,16 @@ fn assert_valid_public(events: &[Value]) {
 async fn produced_events_keep_the_crm_in_sync_and_feed_the_public_stream() {
     let topics = Topics::create("mobility").await;
     let crm = MockCrm::start();
-    let sy = start_router(&topics, &crm, 60_000);
+    let sy = platform::start(
+        &platform::shipped_routes(&topics, ROUTES, 60_000),
+        Some(&crm),
+    );
 
     const COUNT: usize = 800;
-    produce_events(&topics.internal, COUNT, 20261201);
-    let records = internal_events(&topics.internal, COUNT);
-    let events: Vec<Value> = records.iter().map(Record::json).collect();
+    const SEED: u64 = 20261201;
+    platform::produce_via_ingest(&sy, COUNT, SEED);
+    let events = platform::printed_events(COUNT, SEED);
+    check_internal_topic(&topics.internal, &events);
     let kinds: BTreeSet<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     for kind in [
         "UserRegistered",
@@ -457,20 +302,37 @@ async fn produced_events_keep_the_crm_in_sync_and_feed_the_public_stream() {
         want.len(),
         "one public event per public internal event"
     );
+    let mut pseudonym_of: BTreeMap<String, String> = BTreeMap::new();
     for (id, expected) in &want {
         let got = have
             .get(id)
             .unwrap_or_else(|| panic!("public event {id} missing"));
+        let user = expected["subject"].as_str().unwrap().to_owned();
+        let subject = got["subject"].as_str().unwrap().to_owned();
+        assert!(subject.starts_with("sy:ps:"), "{got}");
+        assert_eq!(
+            pseudonym_of.entry(user).or_insert(subject.clone()),
+            &subject,
+            "one pseudonym per user"
+        );
+        let mut expected = expected.clone();
+        expected["subject"] = json!(subject);
         assert!(
-            same(expected, got),
+            same(&expected, got),
             "public event {id}:\nwant {expected}\nhave {got}"
         );
     }
+    let pseudonyms: BTreeSet<&String> = pseudonym_of.values().collect();
+    assert_eq!(
+        pseudonyms.len(),
+        pseudonym_of.len(),
+        "users share a pseudonym"
+    );
     assert_valid_public(&have.values().cloned().collect::<Vec<_>>());
 
     // No personal value anywhere on the public topic: not in keys, values
     // or headers.
-    let personal = personal_values(&events);
+    let personal = platform::personal_values(&events);
     assert!(
         personal.len() > 3 * users.len(),
         "{} personal values",
@@ -495,16 +357,17 @@ async fn produced_events_keep_the_crm_in_sync_and_feed_the_public_stream() {
 async fn the_crm_converges_after_an_outage_with_nothing_lost_or_duplicated() {
     let topics = Topics::create("crm-outage").await;
     let crm = MockCrm::start();
-    let sy = start_router(&topics, &crm, 120_000);
+    let sy = platform::start(
+        &platform::shipped_routes(&topics, ROUTES, 120_000),
+        Some(&crm),
+    );
 
     // The CRM answers 503 for four seconds, from before the first event.
     crm.fail_for(503, 4_000);
     const COUNT: usize = 300;
-    produce_events(&topics.internal, COUNT, 77);
-    let events: Vec<Value> = internal_events(&topics.internal, COUNT)
-        .iter()
-        .map(Record::json)
-        .collect();
+    const SEED: u64 = 77;
+    platform::produce_via_ingest(&sy, COUNT, SEED);
+    let events = platform::printed_events(COUNT, SEED);
     let (users, trips) = expected_crm(&events);
     wait_for_crm(&crm, &sy, &users, &trips, Duration::from_secs(120));
 

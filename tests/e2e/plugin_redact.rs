@@ -609,15 +609,14 @@ fn init_refuses_bad_configs_naming_the_rule_and_never_the_key() {
                 r#""hash_key" is required because rule 0 uses "hash""#,
             ],
         ),
+        // Encryption is per subject: the subject must be named.
         (
             json!({
                 "hash_key": KEY_A,
-                "subject_field": "userId",
                 "rules": [hash, { "path": "email", "action": "encrypt" }],
             }),
             vec![
-                r#"rule 1 (path "email"): action "encrypt" needs the host's subject-key service"#,
-                "which this version of Switchyard does not provide",
+                r#""subject_field" (the path of the field naming the record's data subject, e.g. "userId") is required because rule 1 uses "encrypt""#,
             ],
         ),
         (

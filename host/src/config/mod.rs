@@ -60,14 +60,24 @@ pub struct Config {
 
     /// The streams API (`/api/v1/streams/...`); absent, it answers 404.
     pub streams_api: Option<StreamsApiConfig>,
+
+    /// `POST /ingest/{route}`: producers publish through a route's chain
+    /// over HTTP; absent, it answers 404.
+    pub ingest_api: Option<IngestApiConfig>,
+
+    /// Subject encryption and erasure (see `docs/gdpr.md`); absent, plugins
+    /// cannot encrypt and `/admin/subjects` answers 404.
+    pub subjects: Option<SubjectsConfig>,
 }
 
-/// The settings of the HTTP APIs, read once at start.
+/// The settings read once at start (a change needs a restart).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiSettings {
     pub http: HttpConfig,
     pub events_api: Option<EventsApiConfig>,
     pub streams_api: Option<StreamsApiConfig>,
+    pub ingest_api: Option<IngestApiConfig>,
+    pub subjects: Option<SubjectsConfig>,
 }
 
 impl Config {
@@ -76,8 +86,91 @@ impl Config {
             http: self.http.clone(),
             events_api: self.events_api.clone(),
             streams_api: self.streams_api.clone(),
+            ingest_api: self.ingest_api.clone(),
+            subjects: self.subjects.clone(),
         }
     }
+}
+
+/// The ingest API: `POST /ingest/{route}` with JSON Lines, each line run
+/// through the route's chain and published; for producers whose data must
+/// not reach Kafka as it is (personal fields encrypted by the chain first).
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IngestApiConfig {
+    /// Routes fed by HTTP (`source = { http = true }`) that may be posted to.
+    pub routes: Vec<String>,
+    /// Bearer tokens that may post, each a secret reference (`{ "$env" =
+    /// "NAME" }` or `{ "$file" = "path" }`), 16 characters or more.
+    pub tokens: Vec<toml::Value>,
+    /// Largest request body in bytes (default 1 MiB); bigger is a 413.
+    pub max_body_bytes: Option<usize>,
+}
+
+impl std::fmt::Debug for IngestApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestApiConfig")
+            .field("routes", &self.routes)
+            .field("tokens", &format_args!("<{} withheld>", self.tokens.len()))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// Subject encryption: per-subject data keys wrapped by a master key, kept
+/// in a compacted topic every instance reads; erasure destroys them.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectsConfig {
+    /// The master key, 32 bytes as 64 hex digits or base64, as a secret
+    /// reference: `{ "$env" = "SWITCHYARD_MASTER_KEY" }` or `{ "$file" =
+    /// "/run/secrets/master-key" }`. Never the key itself in this file.
+    pub master_key: toml::Value,
+    /// The compacted topic of the wrapped keys (default
+    /// `switchyard.subjects.keys`).
+    pub keys_topic: Option<String>,
+    /// The topic of erasure audit records (default
+    /// `switchyard.subjects.audit`).
+    pub audit_topic: Option<String>,
+    /// Where a record names its subject, a JSON Pointer (default
+    /// `/userId`): in-memory buffers are purged of a subject's records by
+    /// it.
+    pub subject_field: Option<String>,
+    /// Topics that get a tombstone on erasure, keyed by what that topic's
+    /// records of the subject are keyed by: on a compacted topic the
+    /// subject's records go; on others, consumers learn to forget it.
+    #[serde(default)]
+    pub erase_topics: Vec<EraseTopic>,
+    /// Replication factor of the two topics (default: the broker's).
+    pub replication_factor: Option<i32>,
+}
+
+impl std::fmt::Debug for SubjectsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectsConfig")
+            .field("master_key", &"<withheld>")
+            .field("keys_topic", &self.keys_topic)
+            .field("audit_topic", &self.audit_topic)
+            .field("erase_topics", &self.erase_topics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A topic erasure writes tombstones to.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EraseTopic {
+    pub topic: String,
+    /// `"key-ref"`: the topic is keyed by the subject's key reference
+    /// (`redact`'s `key = "subject-ref"`); `"pseudonym"`: by its pseudonym.
+    pub key: EraseKey,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum EraseKey {
+    KeyRef,
+    Pseudonym,
 }
 
 /// Extra HTTP listeners, beside the main one (`--http`).
@@ -776,12 +869,17 @@ impl Config {
             }
         }
         let http_route = |api: &str, name: &str| {
+            let field = if api == "ingest_api" {
+                "routes"
+            } else {
+                "ingest_route"
+            };
             match routes.iter().find(|r| r.name == name) {
             Some(r) if r.http_source => Ok(()),
             Some(_) => Err(format!(
-                "`{api}.ingest_route`: route `{name}` is not fed by HTTP (set `source = {{ http = true }}`)"
+                "`{api}.{field}`: route `{name}` is not fed by HTTP (set `source = {{ http = true }}`)"
             )),
-            None => Err(format!("`{api}.ingest_route`: no route named `{name}`")),
+            None => Err(format!("`{api}.{field}`: no route named `{name}`")),
         }
         };
         if let Some(api) = &self.events_api {
@@ -796,6 +894,30 @@ impl Config {
         if let Some(api) = &self.streams_api {
             if api.credentials.is_empty() {
                 return Err("`streams_api.credentials` is empty: give at least one user".into());
+            }
+        }
+        if let Some(api) = &self.ingest_api {
+            for name in &api.routes {
+                http_route("ingest_api", name)?;
+            }
+            if api.tokens.is_empty() {
+                return Err("`ingest_api.tokens` is empty: give at least one token".into());
+            }
+        }
+        if let Some(subjects) = &self.subjects {
+            if !matches!(&subjects.master_key, toml::Value::Table(_)) {
+                return Err(
+                    "`subjects.master_key` must be a secret reference ({ \"$env\" = \"NAME\" } \
+                     or { \"$file\" = \"path\" }), never the key itself in the routes file"
+                        .into(),
+                );
+            }
+            if let Some(field) = &subjects.subject_field {
+                if !field.starts_with('/') {
+                    return Err(format!(
+                        "`subjects.subject_field` must be a JSON Pointer such as \"/userId\" (got {field:?})"
+                    ));
+                }
             }
         }
         Ok(())

@@ -6,15 +6,19 @@
 //! - `GET /readyz`, `GET /healthz`: 200 once every route runs, 503 with each
 //!   route's state otherwise.
 //! - `/admin/...`: see [`admin`].
-//! - `/events`: see [`events`]; `/api/v1/streams/...`: see [`streams`].
+//! - `/events`: see [`events`]; `/api/v1/streams/...`: see [`streams`];
+//!   `/ingest/{route}`: see [`ingest`].
+//! - `/admin/subjects/{id}`: see [`subjects`].
 //! - `/openapi.json` and Swagger UI at `/swagger`: see [`openapi`].
 
 pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod events;
+pub mod ingest;
 pub mod openapi;
 pub mod streams;
+pub mod subjects;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -46,6 +50,10 @@ pub struct AppState {
     pub events_api: Option<Arc<EventsApiConfig>>,
     /// `None`: the streams API answers 404.
     pub streams_api: Option<Arc<streams::StreamsHttp>>,
+    /// `None`: the ingest API answers 404.
+    pub ingest_api: Option<Arc<ingest::IngestApi>>,
+    /// `None`: subject encryption is not configured.
+    pub subjects: Option<Arc<crate::subjects::Subjects>>,
 }
 
 /// Which cluster this instance talks to; shown on `/healthz` so that tools
@@ -97,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ready))
         .with_state(state.clone())
         .merge(admin::router(state.clone()))
+        .merge(subjects::router(state.clone()))
         .merge(public_app(state))
 }
 
@@ -104,6 +113,7 @@ pub fn app(state: AppState) -> Router {
 pub fn public_app(state: AppState) -> Router {
     Router::new()
         .merge(events::router(state.clone()))
+        .merge(ingest::router(state.clone()))
         .merge(streams::router(state))
         .merge(openapi::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

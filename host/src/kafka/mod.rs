@@ -2,6 +2,7 @@
 //! client errors into clear log lines, and the in-memory development broker.
 
 pub mod embedded;
+pub mod table;
 pub mod topics;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! A table kept in a single-partition Kafka topic and read back into
 //! memory by every instance: the way several switchyard processes share
-//! small state (stream owners, consumer positions) without a database.
+//! small state (stream owners, consumer positions, subject keys) without a
+//! database.
 //!
 //! Each instance tails the topic from its beginning into a map, folding
 //! records in log order. The log is the same for everyone, so every
@@ -13,8 +14,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -23,9 +24,9 @@ use tokio::sync::watch;
 
 use crate::kafka::{KafkaSettings, LoggingContext};
 
-/// How a record changes the map: `(map, key, value)`; `None` is a
+/// How a record changes the state: `(state, key, value)`; `None` is a
 /// tombstone.
-pub type Fold = fn(&mut HashMap<String, String>, String, Option<String>);
+pub type Fold<T> = fn(&mut T, String, Option<String>);
 
 /// First record of a key wins; later ones are ignored.
 pub fn first_wins(map: &mut HashMap<String, String>, key: String, value: Option<String>) {
@@ -45,18 +46,21 @@ pub fn last_wins(map: &mut HashMap<String, String>, key: String, value: Option<S
 /// How long [`LogTable::sync`] waits for the tail to catch up.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct LogTable {
+pub struct LogTable<T = HashMap<String, String>> {
     topic: String,
-    map: Arc<Mutex<HashMap<String, String>>>,
-    /// The next offset the tail will read: everything before it is in `map`.
+    state: Arc<Mutex<T>>,
+    /// The next offset the tail will read: everything before it is in
+    /// `state`.
     next: watch::Receiver<i64>,
+    /// The same, for waiters that are not async.
+    read: Arc<(Mutex<i64>, Condvar)>,
     consumer: Arc<BaseConsumer<LoggingContext>>,
     stop: Arc<AtomicBool>,
 }
 
-impl LogTable {
+impl<T: Default + Send + 'static> LogTable<T> {
     /// Start tailing `topic` (partition 0) from its beginning.
-    pub fn open(kafka: &KafkaSettings, topic: &str, fold: Fold) -> anyhow::Result<LogTable> {
+    pub fn open(kafka: &KafkaSettings, topic: &str, fold: Fold<T>) -> anyhow::Result<LogTable<T>> {
         let mut config = kafka.client_config();
         config
             // Required by librdkafka even for `assign`; this consumer never
@@ -79,13 +83,15 @@ impl LogTable {
         tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
         consumer.assign(&tpl)?;
         let consumer = Arc::new(consumer);
-        let map = Arc::new(Mutex::new(HashMap::new()));
+        let state = Arc::new(Mutex::new(T::default()));
         let (next_tx, next) = watch::channel(0);
+        let read = Arc::new((Mutex::new(0), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let tail = Tail {
             consumer: consumer.clone(),
-            map: map.clone(),
+            state: state.clone(),
             next: next_tx,
+            read: read.clone(),
             fold,
             stop: stop.clone(),
             topic: topic.to_owned(),
@@ -95,16 +101,56 @@ impl LogTable {
             .spawn(move || tail.run())?;
         Ok(LogTable {
             topic: topic.to_owned(),
-            map,
+            state,
             next,
+            read,
             consumer,
             stop,
         })
     }
 
-    /// The value of `key` as far as the tail has read.
-    pub fn get(&self, key: &str) -> Option<String> {
-        self.map.lock().expect("table lock").get(key).cloned()
+    /// Look at the state as far as the tail has read.
+    pub fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.state.lock().expect("table lock"))
+    }
+
+    /// Change the state locally: for bookkeeping the fold leaves for its
+    /// readers (what changed since they last looked), not for the table's
+    /// contents, which only the log changes.
+    pub fn write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.state.lock().expect("table lock"))
+    }
+
+    /// [`LogTable::sync`] for callers that are not async (plugin imports):
+    /// blocks the thread.
+    pub fn sync_blocking(&self) -> anyhow::Result<()> {
+        let (_, end) = self
+            .consumer
+            .fetch_watermarks(&self.topic, 0, Duration::from_secs(5))?;
+        self.wait_past_blocking(end - 1)
+    }
+
+    /// [`LogTable::wait_past`] for callers that are not async: blocks the
+    /// thread.
+    pub fn wait_past_blocking(&self, offset: i64) -> anyhow::Result<()> {
+        let (next, changed) = &*self.read;
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        let mut seen = next.lock().expect("table position lock");
+        while *seen <= offset {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!(
+                    "the reader of `{}` did not reach offset {offset} within {} s",
+                    self.topic,
+                    SYNC_TIMEOUT.as_secs()
+                );
+            }
+            seen = changed
+                .wait_timeout(seen, left)
+                .expect("table position lock")
+                .0;
+        }
+        Ok(())
     }
 
     /// Wait until the tail has read every record the broker had
@@ -139,22 +185,30 @@ impl LogTable {
     }
 }
 
-impl Drop for LogTable {
+impl LogTable<HashMap<String, String>> {
+    /// The value of `key` as far as the tail has read.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.read(|map| map.get(key).cloned())
+    }
+}
+
+impl<T> Drop for LogTable<T> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
 
-struct Tail {
+struct Tail<T> {
     consumer: Arc<BaseConsumer<LoggingContext>>,
-    map: Arc<Mutex<HashMap<String, String>>>,
+    state: Arc<Mutex<T>>,
     next: watch::Sender<i64>,
-    fold: Fold,
+    read: Arc<(Mutex<i64>, Condvar)>,
+    fold: Fold<T>,
     stop: Arc<AtomicBool>,
     topic: String,
 }
 
-impl Tail {
+impl<T> Tail<T> {
     fn run(self) {
         while !self.stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
@@ -165,10 +219,13 @@ impl Tail {
                     // A record without a key changes nothing, but counts
                     // as read.
                     if let Some(key) = text(message.key()) {
-                        let mut map = self.map.lock().expect("table lock");
-                        (self.fold)(&mut map, key, text(message.payload()));
+                        let mut state = self.state.lock().expect("table lock");
+                        (self.fold)(&mut state, key, text(message.payload()));
                     }
                     self.next.send_replace(message.offset() + 1);
+                    let (next, changed) = &*self.read;
+                    *next.lock().expect("table position lock") = message.offset() + 1;
+                    changed.notify_all();
                 }
                 Some(Err(e)) => {
                     tracing::warn!(topic = %self.topic, error = %e, "reading a table topic failed; retrying");

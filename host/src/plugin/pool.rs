@@ -19,6 +19,8 @@ use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
 use super::PluginRuntime;
 use crate::metrics::{self, PluginLabels};
+use crate::subjects::crypto::{CryptoError, DataKey, KeyId, Token};
+use crate::subjects::keys::{KeyStore, StoreError};
 
 /// The `state` import's storage: per route step, shared by its instances.
 pub type KvState = Arc<Mutex<HashMap<String, Vec<u8>>>>;
@@ -36,6 +38,7 @@ pub struct HostState {
     /// touch it.
     wasi: WasiCtx,
     table: ResourceTable,
+    subjects: Option<Arc<KeyStore>>,
 }
 
 impl WasiView for HostState {
@@ -194,6 +197,7 @@ impl InstancePool {
             kv: self.kv.clone(),
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
+            subjects: self.runtime.subjects().cloned(),
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -349,5 +353,63 @@ impl imports::state::Host for HostState {
 
     fn delete(&mut self, key: String) {
         self.kv.lock().expect("state lock").remove(&key);
+    }
+}
+
+/// The `subjects` import: keys stay in the host; plugins get tokens,
+/// references and pseudonyms.
+impl imports::subjects::Host for HostState {
+    fn encrypt(
+        &mut self,
+        subject: String,
+        field: String,
+        plaintext: Vec<u8>,
+    ) -> Result<String, SubjectError> {
+        let (id, key) = self.subject_key(&subject)?;
+        Ok(key.encrypt(&id, &field, &plaintext))
+    }
+
+    fn decrypt(&mut self, token: String, field: String) -> Result<Option<Vec<u8>>, SubjectError> {
+        let keys = self.key_store()?;
+        let token = Token::parse(&token).map_err(|e| SubjectError::Invalid(e.to_string()))?;
+        let Some(key) = keys.key_by_id(&token.key).map_err(retryable)? else {
+            return Ok(None);
+        };
+        key.decrypt(&token, &field)
+            .map(Some)
+            .map_err(|e: CryptoError| SubjectError::Invalid(format!("{field}: {e}")))
+    }
+
+    fn key_ref(&mut self, subject: String) -> Result<String, SubjectError> {
+        Ok(self.subject_key(&subject)?.0.key_ref())
+    }
+
+    fn pseudonym(&mut self, subject: String) -> Result<String, SubjectError> {
+        Ok(self.subject_key(&subject)?.1.pseudonym())
+    }
+}
+
+type SubjectError = imports::subjects::SubjectError;
+
+fn retryable(e: StoreError) -> SubjectError {
+    SubjectError::Retryable(e.to_string())
+}
+
+impl HostState {
+    fn key_store(&self) -> Result<&KeyStore, SubjectError> {
+        self.subjects.as_deref().ok_or_else(|| {
+            SubjectError::Unavailable(
+                "subject encryption is not configured on this switchyard: add a [subjects] \
+                 table with a master key to the routes file"
+                    .into(),
+            )
+        })
+    }
+
+    fn subject_key(&self, subject: &str) -> Result<(KeyId, DataKey), SubjectError> {
+        if subject.is_empty() {
+            return Err(SubjectError::Invalid("the subject id is empty".into()));
+        }
+        self.key_store()?.key_for(subject).map_err(retryable)
     }
 }

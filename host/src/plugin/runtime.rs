@@ -13,6 +13,7 @@ use super::bindings::{Plugin, PluginPre};
 use super::cache::{content_hash, CacheOutcome, CompileCache};
 use super::pool::HostState;
 use super::TRANSFORM_EXPORT;
+use crate::subjects::keys::KeyStore;
 
 /// How often the engine's epoch advances. Call deadlines are counted in
 /// these ticks, so a deadline overshoots by at most one tick.
@@ -23,6 +24,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Clone)]
 pub struct PluginRuntime {
     inner: Arc<RuntimeInner>,
+    /// What the `subjects` import uses; `None`: subject encryption is not
+    /// configured, and the import says so.
+    subjects: Option<Arc<KeyStore>>,
 }
 
 struct RuntimeInner {
@@ -97,7 +101,18 @@ impl PluginRuntime {
                 linker,
                 cache,
             }),
+            subjects: None,
         })
+    }
+
+    /// This runtime with plugins' `subjects` import backed by `keys`.
+    pub fn with_subjects(mut self, keys: Arc<KeyStore>) -> PluginRuntime {
+        self.subjects = Some(keys);
+        self
+    }
+
+    pub fn subjects(&self) -> Option<&Arc<KeyStore>> {
+        self.subjects.as_ref()
     }
 
     pub fn engine(&self) -> &Engine {

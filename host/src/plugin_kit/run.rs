@@ -40,6 +40,10 @@
 //! Unlike a route, outputs to any named target are shown as they are; a
 //! route refuses targets it does not declare in `outputs`.
 
+use std::sync::Arc;
+
+use crate::subjects::crypto::{KeyRing, MasterKey};
+use crate::subjects::keys::KeyStore;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read;
@@ -489,7 +493,10 @@ pub fn test_command(opts: &TestOptions) -> anyhow::Result<()> {
     let (source, text) = read_input(opts.input.as_deref())?;
     let records = parse_input(&source, &text, opts.raw)?;
 
-    let runtime = PluginRuntime::new(opts.cache_dir.clone())?;
+    // Subject encryption works, with keys that live as long as this run:
+    // tokens it prints open nowhere else.
+    let keys = KeyStore::in_memory(KeyRing::new(&MasterKey::random()));
+    let runtime = PluginRuntime::new(opts.cache_dir.clone())?.with_subjects(Arc::new(keys));
     let plugin = runtime.load(&opts.wasm)?;
     let tag = plugin.version_tag();
     let config_source = match &opts.config {

@@ -17,7 +17,14 @@ pub struct RecentBuffer {
 
 struct Ring {
     capacity: usize,
-    items: VecDeque<Box<RawValue>>,
+    items: VecDeque<Item>,
+}
+
+/// A kept record: its key (what erasure finds a subject's records by), and
+/// its value as JSON.
+struct Item {
+    key: Option<Box<[u8]>>,
+    value: Box<RawValue>,
 }
 
 impl RecentBuffer {
@@ -30,10 +37,24 @@ impl RecentBuffer {
         }
     }
 
-    /// Keep `value`. A value that is not JSON is kept as a JSON string of
-    /// its text, so that readers always get JSON; a tombstone as `null`.
-    pub fn push(&self, value: Option<&[u8]>) {
-        let item = as_json(value);
+    /// Keep `value`, keyed by `key`. A value that is not JSON is kept as a
+    /// JSON string of its text, so that readers always get JSON. A
+    /// tombstone (no value) removes the records of its key instead, as
+    /// compaction would: an erased subject's tombstone empties the buffer
+    /// of it.
+    pub fn push(&self, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            if let Some(key) = key {
+                self.ring()
+                    .items
+                    .retain(|item| item.key.as_deref() != Some(key));
+            }
+            return;
+        };
+        let item = Item {
+            key: key.map(Box::from),
+            value: as_json(value),
+        };
         let mut ring = self.ring();
         if ring.items.len() == ring.capacity {
             ring.items.pop_front();
@@ -48,7 +69,7 @@ impl RecentBuffer {
             .iter()
             .rev()
             .take(limit)
-            .cloned()
+            .map(|item| item.value.clone())
             .collect()
     }
 
@@ -58,6 +79,16 @@ impl RecentBuffer {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Remove every record for which `doomed` (given its key and JSON
+    /// text) is true; how many were removed.
+    fn purge(&self, doomed: &impl Fn(Option<&[u8]>, &str) -> bool) -> usize {
+        let mut ring = self.ring();
+        let before = ring.items.len();
+        ring.items
+            .retain(|item| !doomed(item.key.as_deref(), item.value.get()));
+        before - ring.items.len()
     }
 
     fn set_capacity(&self, capacity: usize) {
@@ -75,10 +106,7 @@ impl RecentBuffer {
     }
 }
 
-fn as_json(value: Option<&[u8]>) -> Box<RawValue> {
-    let Some(bytes) = value else {
-        return RawValue::from_string("null".into()).expect("null is JSON");
-    };
+fn as_json(bytes: &[u8]) -> Box<RawValue> {
     if let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes) {
         return raw.to_owned();
     }
@@ -104,6 +132,16 @@ impl Buffers {
         buffer.clone()
     }
 
+    /// Remove the records `doomed` picks (given each one's key and JSON
+    /// text) from every buffer: how many from each (subject erasure).
+    pub fn purge(&self, doomed: impl Fn(Option<&[u8]>, &str) -> bool) -> BTreeMap<String, usize> {
+        let by_name = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
+        by_name
+            .iter()
+            .map(|(name, buffer)| (name.clone(), buffer.purge(&doomed)))
+            .collect()
+    }
+
     /// The buffer `name`, if a route has opened it.
     pub fn get(&self, name: &str) -> Option<Arc<RecentBuffer>> {
         let by_name = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,18 +161,38 @@ mod tests {
     fn keeps_the_most_recent_newest_first() {
         let b = Buffers::default().open("x", 3);
         for i in 0..5 {
-            b.push(Some(format!("{{\"n\":{i}}}").as_bytes()));
+            b.push(None, Some(format!("{{\"n\":{i}}}").as_bytes()));
         }
         assert_eq!(texts(&b, 10), [r#"{"n":4}"#, r#"{"n":3}"#, r#"{"n":2}"#]);
         assert_eq!(texts(&b, 2), [r#"{"n":4}"#, r#"{"n":3}"#]);
     }
 
     #[test]
-    fn non_json_values_become_strings_and_tombstones_null() {
-        let b = Buffers::default().open("x", 3);
-        b.push(Some(b"not \"json\""));
-        b.push(None);
-        assert_eq!(texts(&b, 2), ["null", r#""not \"json\"""#]);
+    fn non_json_values_become_strings_and_tombstones_remove_their_key() {
+        let b = Buffers::default().open("x", 5);
+        b.push(None, Some(b"not \"json\""));
+        b.push(Some(b"k"), Some(b"1"));
+        b.push(Some(b"j"), Some(b"2"));
+        b.push(Some(b"k"), Some(b"3"));
+        b.push(Some(b"k"), None);
+        b.push(None, None);
+        assert_eq!(texts(&b, 5), ["2", r#""not \"json\"""#]);
+    }
+
+    #[test]
+    fn purging_removes_only_the_picked_records_and_counts_them() {
+        let buffers = Buffers::default();
+        let a = buffers.open("a", 10);
+        let b = buffers.open("b", 10);
+        for user in ["u1", "u2", "u1"] {
+            a.push(None, Some(format!("{{\"userId\":\"{user}\"}}").as_bytes()));
+        }
+        b.push(None, Some(br#"{"userId":"u2"}"#));
+        b.push(Some(b"k-9"), Some(br#"{"userId":"u9"}"#));
+        let purged = buffers.purge(|key, text| text.contains("\"u1\"") || key == Some(b"k-9"));
+        assert_eq!(purged, BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
+        assert_eq!(texts(&a, 10), [r#"{"userId":"u2"}"#]);
+        assert_eq!(texts(&b, 10), [r#"{"userId":"u2"}"#]);
     }
 
     #[test]
@@ -142,7 +200,7 @@ mod tests {
         let buffers = Buffers::default();
         let b = buffers.open("x", 3);
         for i in 0..3 {
-            b.push(Some(i.to_string().as_bytes()));
+            b.push(None, Some(i.to_string().as_bytes()));
         }
         let again = buffers.open("x", 2);
         assert_eq!(texts(&again, 10), ["2", "1"]);

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::chain::{FailureKind, Routed};
+use super::chain::{Failure, FailureKind, Routed};
 use super::partition::produce_all;
 use super::status::RouteState;
 use super::{Producer, RouteRuntime};
@@ -92,19 +92,7 @@ pub async fn ingest(
     };
     let outputs = match result {
         Ok(outputs) => outputs,
-        Err(failure) => {
-            return Err(match failure.kind {
-                FailureKind::Rejected => {
-                    counters.rejected.inc();
-                    IngestError::Rejected(failure.reasons)
-                }
-                FailureKind::Retryable | FailureKind::Sink => IngestError::Unavailable(format!(
-                    "{} failed transiently: {}",
-                    failure.plugin, failure.message
-                )),
-                _ => IngestError::Failed(format!("{} failed: {}", failure.plugin, failure.message)),
-            });
-        }
+        Err(failure) => return Err(refusal(rt, failure)),
     };
     if outputs.is_empty() {
         counters.dropped.inc();
@@ -113,7 +101,105 @@ pub async fn ingest(
     let deliveries = produce_all(producer, &outputs)
         .await
         .map_err(|f| IngestError::Unavailable(f.message))?;
-    let acknowledged = async {
+    acknowledged(deliveries).await?;
+    counters.records_out.inc_by(outputs.len() as u64);
+    Ok(outputs)
+}
+
+/// What one record of a batch became.
+pub type BatchResult = Result<(), IngestError>;
+
+/// Run `values` (one record each, in order) through `rt`'s chain as one
+/// batch, produce what each emits in order, and wait for the broker to
+/// acknowledge all of it. Records the chain refuses are reported and not
+/// published; the others are. `Err` when the batch as a whole could not be
+/// published (the broker, a paused route): nothing of it is known to be
+/// stored, and it may be posted again.
+pub async fn ingest_batch(
+    rt: &RouteRuntime,
+    producer: &Producer,
+    values: Vec<Vec<u8>>,
+) -> Result<Vec<BatchResult>, IngestError> {
+    let route = &rt.route.name;
+    if rt.entry.state() != RouteState::Running {
+        return Err(IngestError::NotRunning(route.clone()));
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let first = SEQUENCE.fetch_add(values.len() as i64, Ordering::Relaxed);
+    let events: Vec<Event> = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| Event {
+            topic: format!("http:{route}"),
+            partition: 0,
+            offset: first + i as i64,
+            timestamp_ms: Some(now_ms),
+            key: None,
+            value: Some(value),
+            headers: Vec::new(),
+        })
+        .collect();
+    let counters = &rt.entry.counters;
+    counters.records_in.inc_by(events.len() as u64);
+    let chain = rt.chain();
+    // A batch is real work for the plugins: off the request's worker.
+    let results = tokio::task::spawn_blocking(move || chain.run(&events))
+        .await
+        .map_err(|e| IngestError::Failed(format!("the plugin chain panicked: {e}")))?;
+    let mut outcome = Vec::with_capacity(results.len());
+    let mut deliveries = Vec::new();
+    let mut published = 0;
+    for result in results {
+        match result {
+            Ok(outputs) => {
+                if outputs.is_empty() {
+                    counters.dropped.inc();
+                }
+                published += outputs.len();
+                deliveries.extend(
+                    produce_all(producer, &outputs)
+                        .await
+                        .map_err(|f| IngestError::Unavailable(f.message))?,
+                );
+                outcome.push(Ok(()));
+            }
+            Err(failure) => match refusal(rt, failure) {
+                // Transient trouble with one record fails the batch: the
+                // client posts it again.
+                e @ IngestError::Unavailable(_) => return Err(e),
+                e => outcome.push(Err(e)),
+            },
+        }
+    }
+    acknowledged(deliveries).await?;
+    counters.records_out.inc_by(published as u64);
+    Ok(outcome)
+}
+
+/// What a failed record means for the client.
+fn refusal(rt: &RouteRuntime, failure: Failure) -> IngestError {
+    match failure.kind {
+        FailureKind::Rejected => {
+            rt.entry.counters.rejected.inc();
+            IngestError::Rejected(failure.reasons)
+        }
+        FailureKind::Retryable | FailureKind::Sink => IngestError::Unavailable(format!(
+            "{} failed transiently: {}",
+            failure.plugin, failure.message
+        )),
+        _ => IngestError::Failed(format!("{} failed: {}", failure.plugin, failure.message)),
+    }
+}
+
+/// Wait, at most [`DELIVERY_TIMEOUT`], for the broker to acknowledge
+/// every delivery.
+async fn acknowledged(
+    deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+) -> Result<(), IngestError> {
+    let all = async {
         for delivery in deliveries {
             match delivery.await {
                 Ok(Ok(_)) => {}
@@ -123,11 +209,8 @@ pub async fn ingest(
         }
         Ok(())
     };
-    match tokio::time::timeout(DELIVERY_TIMEOUT, acknowledged).await {
-        Ok(Ok(())) => {
-            counters.records_out.inc_by(outputs.len() as u64);
-            Ok(outputs)
-        }
+    match tokio::time::timeout(DELIVERY_TIMEOUT, all).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(IngestError::Unavailable(e)),
         Err(_) => Err(IngestError::Unavailable(format!(
             "the broker did not acknowledge within {} s",

@@ -245,7 +245,7 @@ pub(crate) async fn produce_all(
         let topic = match &output.to {
             Destination::Topic(topic) => topic,
             Destination::Buffer { buffer, .. } => {
-                buffer.push(output.value.as_deref());
+                buffer.push(output.key.as_deref(), output.value.as_deref());
                 continue;
             }
             // Delivered before the record reached here (see

@@ -21,7 +21,6 @@
 //! is first in the log owns the stream, on every instance alike.
 
 pub mod ids;
-pub mod table;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,10 +34,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::StreamsApiConfig;
+use crate::kafka::table::{self, LogTable};
 use crate::kafka::topics::{TopicAdmin, TopicSpec};
 use crate::kafka::{KafkaSettings, LoggingContext};
 use crate::route::Producer;
-use table::LogTable;
 
 /// Header of a stream record: the event's name (so reads filter without
 /// parsing the event).

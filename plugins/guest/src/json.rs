@@ -1,5 +1,7 @@
 //! JSON in, JSON out: the chores of plugins whose records are JSON objects.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::{Error, Event, Header, Outcome, Output};
@@ -88,6 +90,16 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// `name` as one reference token of a JSON Pointer (RFC 6901): `~` written
+/// as `~0` and `/` as `~1`, so `a/b` is the token of `/a~1b`.
+pub fn pointer_token(name: &str) -> Cow<'_, str> {
+    if name.contains(['~', '/']) {
+        Cow::Owned(name.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +153,20 @@ mod tests {
             Outcome::Reject(reasons) => assert_eq!(reasons, ["a", "b"]),
             other => panic!("expected a reject, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn pointer_tokens_escape_tilde_before_slash() {
+        assert_eq!(pointer_token("email"), "email");
+        assert_eq!(pointer_token("a/b"), "a~1b");
+        assert_eq!(pointer_token("~1"), "~01");
+        assert_eq!(pointer_token("x~/y"), "x~0~1y");
+        // What serde_json reads back.
+        let v: Value = serde_json::from_str(r#"{"x~/y": 1}"#).unwrap();
+        assert_eq!(
+            v.pointer(&format!("/{}", pointer_token("x~/y"))),
+            Some(&1.into())
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! `wit/plugin.wit`, keeping the accepted config for the instance's life,
 //! answering a `process` that comes before `init`, and the JSON chores every
 //! plugin repeats (object in, object out, a clear reason when a value is not
-//! one).
+//! one), and the host's per-subject encryption behind a trait that unit
+//! tests can fake ([`subjects`]).
 //!
 //! (The same example is in docs/writing-a-plugin.md.)
 //!
@@ -38,6 +39,7 @@
 
 pub mod json;
 pub mod mapping;
+pub mod subjects;
 
 /// The bindings of the `plugin` world, generated once for every plugin.
 pub mod bindings {
