@@ -240,7 +240,7 @@ async fn the_one_command_platform_serves_the_event_apis_and_syncs_the_crm() {
         let event: Value = serde_json::from_str(line).unwrap();
         assert_eq!(event["specversion"], "1.0", "{event}");
         assert!(
-            event["subject"].as_str().unwrap().starts_with("hmac:"),
+            event["subject"].as_str().unwrap().starts_with("sy:ps:"),
             "{event}"
         );
     }

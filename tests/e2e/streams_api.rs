@@ -627,7 +627,9 @@ async fn a_broken_store_is_a_500_naming_the_problem() {
     let text = broken.json().as_str().unwrap().to_owned();
     assert!(text.starts_with("Internal Server Error - "), "{text}");
     assert!(
-        text.contains(&format!("{tag}.positions")) || text.contains("UnknownTopic"),
+        text.contains(&format!("{tag}.positions"))
+            || text.contains("UnknownTopic")
+            || text.contains("UnknownPartition"),
         "{text}"
     );
 }

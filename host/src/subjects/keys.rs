@@ -178,7 +178,15 @@ impl KeyStore {
         producer: Producer,
     ) -> anyhow::Result<KeyStore> {
         let table = LogTable::open(kafka, topic, KeyTable::fold)?;
-        table.sync().await?;
+        // A topic just created may not be known to every broker yet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while let Err(e) = table.sync().await {
+            if std::time::Instant::now() > deadline {
+                return Err(e);
+            }
+            tracing::debug!(topic, error = %e, "the key topic is not readable yet; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         Ok(KeyStore {
             ring,
             backing: Backing::Kafka {
