@@ -19,6 +19,7 @@ mod plugin_python;
 mod plugin_redact;
 mod plugin_validate;
 mod sandbox;
+mod scale_out;
 mod shadow;
 mod shipped_config;
 mod streams_api;
