@@ -23,6 +23,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "plugin unit tests (native)"
 (cd plugins && cargo test)
 
+step "manifests (docker-compose.yml, deploy/kubernetes)"
+scripts/check-manifests.sh
+
 started_kafka=""
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     step "starting Apache Kafka"
