@@ -364,7 +364,7 @@ fn warn_embedded(addr: &str) {
 /// The producer of routes: throughput first (records wait up to `linger`
 /// to share a batch).
 fn create_producer(kafka: &KafkaSettings) -> anyhow::Result<Producer> {
-    producer_with_linger(kafka, "producer", 5)
+    producer_with_linger(kafka, "producer", crate::kafka::ROUTE_PRODUCER_LINGER_MS)
 }
 
 /// The producer of the HTTP APIs: a client waits for each record's
@@ -380,11 +380,10 @@ fn producer_with_linger(
     linger_ms: u32,
 ) -> anyhow::Result<Producer> {
     let mut config = kafka.client_config();
-    config
-        // Per-partition order and no duplicates from the producer's own
-        // retries.
-        .set("enable.idempotence", "true")
-        .set("linger.ms", linger_ms.to_string());
+    for (key, value) in crate::kafka::PRODUCER_SETTINGS {
+        config.set(*key, *value);
+    }
+    config.set("linger.ms", linger_ms.to_string());
     // The operator's settings win.
     for (key, value) in &kafka.producer_options {
         config.set(key, value);

@@ -33,11 +33,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+// Records whose deliveries may be in flight at once, per partition: as many
+// as a route's.
+use switchyard::route::partition::ACK_WINDOW;
 use tokio::sync::mpsc;
-
-/// Records whose deliveries may be in flight at once, per partition (as
-/// switchyard's `ACK_WINDOW`).
-const ACK_WINDOW: usize = 4096;
 
 #[derive(Parser, Debug)]
 #[command(about = "Bare Kafka consume-then-produce passthrough (benchmark baseline)")]
@@ -142,28 +141,33 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The consumer settings of a switchyard route (`host/src/route/mod.rs`,
-/// `create_consumer`), without its statistics (a metrics feature).
+/// The consumer settings of a switchyard route, without its statistics (a
+/// metrics feature).
 fn create_consumer(args: &Args) -> anyhow::Result<StreamConsumer> {
-    ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (key, value) in switchyard::kafka::ROUTE_CONSUMER_SETTINGS {
+        config.set(*key, *value);
+    }
+    config
         .set("bootstrap.servers", &args.brokers)
         .set("group.id", &args.group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
         .create()
         .context("creating the consumer")
 }
 
-/// The producer settings of switchyard's routes (`host/src/app.rs`,
-/// `create_producer`).
+/// The producer settings of switchyard's routes.
 fn create_producer(args: &Args) -> anyhow::Result<FutureProducer> {
-    ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (key, value) in switchyard::kafka::PRODUCER_SETTINGS {
+        config.set(*key, *value);
+    }
+    config
         .set("bootstrap.servers", &args.brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
+        .set(
+            "linger.ms",
+            switchyard::kafka::ROUTE_PRODUCER_LINGER_MS.to_string(),
+        )
         .create()
         .context("creating the producer")
 }

@@ -7,6 +7,25 @@ pub mod topics;
 
 use std::collections::BTreeMap;
 
+/// The consumer settings of every route, besides its group, its start
+/// position and statistics. Public so that the end-to-end benchmark's bare
+/// baseline (`bench/src/bin/passthrough.rs`) runs with exactly these.
+pub const ROUTE_CONSUMER_SETTINGS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "true"),
+    ("auto.commit.interval.ms", "1000"),
+    // Offsets are stored by the ackers, only once outputs are safe.
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "false"),
+];
+
+/// Per-partition order and no duplicates from the producer's own retries:
+/// the settings of every producer (before the operator's own).
+pub const PRODUCER_SETTINGS: &[(&str, &str)] = &[("enable.idempotence", "true")];
+
+/// How long the routes' producer waits to batch records (the HTTP APIs'
+/// producer sends at once: a client waits for each acknowledgement).
+pub const ROUTE_PRODUCER_LINGER_MS: u32 = 5;
+
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;

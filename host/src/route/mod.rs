@@ -196,14 +196,12 @@ pub async fn run(
 
 fn create_consumer(route: &Route, kafka: &KafkaSettings) -> Result<RouteConsumer, KafkaError> {
     let mut config = kafka.client_config();
+    for (key, value) in crate::kafka::ROUTE_CONSUMER_SETTINGS {
+        config.set(*key, *value);
+    }
     config
         .set("group.id", &route.group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        // Offsets are stored by the ackers, only once outputs are safe.
-        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", route.start_from.as_librdkafka())
-        .set("enable.partition.eof", "false")
         // Statistics carry each partition's lag (`switchyard_consumer_lag`).
         .set("statistics.interval.ms", "5000");
     for (key, value) in &kafka.consumer_options {

@@ -20,8 +20,9 @@ use super::{Producer, RouteConsumer, RouteRuntime};
 use crate::config::ErrorAction;
 use crate::plugin::bindings::Event;
 
-/// Records whose outputs may be in flight at once, per partition.
-const ACK_WINDOW: usize = 4096;
+/// Records whose outputs may be in flight at once, per partition (public
+/// for the benchmark's baseline, which keeps the same window).
+pub const ACK_WINDOW: usize = 4096;
 
 /// Context headers on a dead-lettered record.
 pub mod dlq_headers {
