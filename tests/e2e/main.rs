@@ -11,6 +11,7 @@ mod hot_reload;
 mod http_sink;
 mod ingest_api;
 mod mobility;
+mod personal_data;
 mod platform;
 mod plugin_kit;
 mod plugin_loading;

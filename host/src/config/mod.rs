@@ -666,6 +666,17 @@ fn path_dir(path: &Path) -> &Path {
 
 impl Route {
     /// Every topic this route writes to.
+    /// The scope the tokens this route's plugins make are bound to: its
+    /// sink topic, where they can be read back; for a route whose sink is
+    /// not a topic, `route:NAME` (no topic can be named so: `:` is not
+    /// allowed in topic names), so that they open nowhere else.
+    pub fn token_scope(&self) -> String {
+        match &self.sink {
+            Sink::Topic(topic) => topic.clone(),
+            Sink::Buffer { .. } | Sink::Http(_) => format!("route:{}", self.name),
+        }
+    }
+
     pub fn output_topics(&self) -> impl Iterator<Item = &str> {
         let sink = match &self.sink {
             Sink::Topic(topic) => Some(topic.as_str()),

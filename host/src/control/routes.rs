@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::routes_file::{self, EditError};
 use super::ControlPlane;
 use crate::config::{Config, Route, Sink};
-use crate::plugin::pool::Limits;
+use crate::plugin::pool::{Limits, RouteScope};
 use crate::plugin::InstancePool;
 use crate::route::chain::{Chain, Destination};
 use crate::route::http_sink::HttpSink;
@@ -295,7 +295,7 @@ impl ControlPlane {
                 self.inner.deps.runtime.clone(),
                 plugin,
                 step.config_json.clone(),
-                &route.name,
+                RouteScope::new(&route.name, &route.token_scope()),
                 limits,
             )
             .with_context(context)?;

@@ -7,6 +7,7 @@
 //! dropped, never returned to the pool; the next call gets a fresh one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,12 +26,53 @@ use crate::subjects::keys::{KeyStore, StoreError};
 /// The `state` import's storage: per route step, shared by its instances.
 pub type KvState = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
+/// The route a pool serves, as the host's imports see it.
+#[derive(Debug, Clone)]
+pub struct RouteScope {
+    /// The route's name, in logs and metrics.
+    pub name: Arc<str>,
+    /// The scope `subjects.encrypt` binds tokens to: the topic the route
+    /// writes to (see [`crate::subjects::crypto`]). Tokens are read back only
+    /// from batches of that topic.
+    pub writes_to: Arc<str>,
+}
+
+impl RouteScope {
+    pub fn new(name: &str, writes_to: &str) -> RouteScope {
+        RouteScope {
+            name: name.into(),
+            writes_to: writes_to.into(),
+        }
+    }
+}
+
+/// A bare name (tests, `plugin test`): the route writes to a topic of that
+/// name.
+impl From<&str> for RouteScope {
+    fn from(name: &str) -> RouteScope {
+        RouteScope::new(name, name)
+    }
+}
+
+impl From<&String> for RouteScope {
+    fn from(name: &String) -> RouteScope {
+        RouteScope::from(name.as_str())
+    }
+}
+
 /// Per-store data: what the host imports can see.
 pub struct HostState {
     limits: StoreLimits,
     route: Arc<str>,
     plugin: Arc<str>,
     kv: KvState,
+    /// The scope tokens made here are bound to.
+    writes_to: Arc<str>,
+    /// The topic of the batch being processed: the only scope whose tokens
+    /// `decrypt` opens during this call.
+    reading: String,
+    /// Set once `decrypt` has handed this step plaintext.
+    plaintext_seen: Arc<AtomicBool>,
     /// WASI preview 2, for plugins whose toolchain imports it (Python via
     /// componentize-py): an empty context, so no preopened directories, no
     /// network, no environment variables or arguments; stdin is closed and
@@ -85,10 +127,13 @@ pub struct InstancePool {
     runtime: PluginRuntime,
     plugin: LoadedPlugin,
     config_json: String,
-    route: Arc<str>,
+    route: RouteScope,
     plugin_name: Arc<str>,
     limits: Limits,
     kv: KvState,
+    /// Whether any instance of this step has decrypted a token: from then
+    /// on, the records past this step hold personal data in plaintext.
+    plaintext_seen: Arc<AtomicBool>,
     idle: Mutex<Vec<Instance>>,
     /// `switchyard_plugin_call_seconds` of this route and plugin.
     call_seconds: Histogram,
@@ -117,18 +162,20 @@ impl InstancePool {
         runtime: PluginRuntime,
         plugin: LoadedPlugin,
         config_json: String,
-        route: &str,
+        route: impl Into<RouteScope>,
         limits: Limits,
     ) -> Result<InstancePool, CallError> {
+        let route = route.into();
         let pool = InstancePool {
             runtime,
-            call_seconds: call_histogram(route, &plugin.name),
+            call_seconds: call_histogram(&route.name, &plugin.name),
             plugin_name: plugin.name.as_str().into(),
             plugin,
             config_json,
-            route: route.into(),
+            route,
             limits,
             kv: KvState::default(),
+            plaintext_seen: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -140,6 +187,12 @@ impl InstancePool {
         &self.plugin
     }
 
+    /// Whether this step has been handed plaintext by `subjects.decrypt`:
+    /// what it and later steps see may then be a subject's personal data.
+    pub fn handles_plaintext(&self) -> bool {
+        self.plaintext_seen.load(Ordering::Relaxed)
+    }
+
     /// A pool of `plugin` run in shadow beside this one: same configuration
     /// and limits, but a `state` store of its own, so that the candidate
     /// cannot disturb what the live step remembers. Its call latency is
@@ -148,13 +201,14 @@ impl InstancePool {
         let label = format!("{} (shadow)", plugin.name);
         let pool = InstancePool {
             runtime: self.runtime.clone(),
-            call_seconds: call_histogram(&self.route, &label),
+            call_seconds: call_histogram(&self.route.name, &label),
             plugin_name: plugin.name.as_str().into(),
             plugin,
             config_json: self.config_json.clone(),
             route: self.route.clone(),
             limits: self.limits,
             kv: KvState::default(),
+            plaintext_seen: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -177,6 +231,7 @@ impl InstancePool {
             route: self.route.clone(),
             limits: self.limits,
             kv: self.kv.clone(),
+            plaintext_seen: self.plaintext_seen.clone(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -192,9 +247,12 @@ impl InstancePool {
                 // message instead of an allocation failure inside the guest.
                 .trap_on_grow_failure(true)
                 .build(),
-            route: self.route.clone(),
+            route: self.route.name.clone(),
             plugin: self.plugin_name.clone(),
             kv: self.kv.clone(),
+            writes_to: self.route.writes_to.clone(),
+            reading: String::new(),
+            plaintext_seen: self.plaintext_seen.clone(),
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             subjects: self.runtime.subjects().cloned(),
@@ -262,6 +320,14 @@ impl InstancePool {
     pub fn process(&self, batch: &[Event]) -> Result<Vec<Outcome>, CallError> {
         let mut instance = self.take()?;
         instance.store.set_epoch_deadline(self.deadline_ticks());
+        // A batch comes from one partition of one topic: its tokens are
+        // read in that topic's scope.
+        let reading = batch.first().map_or("", |e| e.topic.as_str());
+        let state = instance.store.data_mut();
+        if state.reading != reading {
+            state.reading.clear();
+            state.reading.push_str(reading);
+        }
         let started = std::time::Instant::now();
         let result = instance
             .bindings
@@ -366,18 +432,27 @@ impl imports::subjects::Host for HostState {
         plaintext: Vec<u8>,
     ) -> Result<String, SubjectError> {
         let (id, key) = self.subject_key(&subject)?;
-        Ok(key.encrypt(&id, &field, &plaintext))
+        Ok(key.encrypt(&id, &self.writes_to, &field, &plaintext))
     }
 
     fn decrypt(&mut self, token: String, field: String) -> Result<Option<Vec<u8>>, SubjectError> {
         let keys = self.key_store()?;
         let token = Token::parse(&token).map_err(|e| SubjectError::Invalid(e.to_string()))?;
+        if self.reading.is_empty() || self.reading.starts_with(HTTP_SOURCE_PREFIX) {
+            // Tokens are made by switchyard for a topic; one that arrives
+            // over HTTP was lifted from somewhere, and is never opened.
+            return Err(SubjectError::Invalid(format!(
+                "{field}: tokens are not read from records received over HTTP"
+            )));
+        }
         let Some(key) = keys.key_by_id(&token.key).map_err(retryable)? else {
             return Ok(None);
         };
-        key.decrypt(&token, &field)
-            .map(Some)
-            .map_err(|e: CryptoError| SubjectError::Invalid(format!("{field}: {e}")))
+        let plaintext = key
+            .decrypt(&token, &self.reading, &field)
+            .map_err(|e: CryptoError| SubjectError::Invalid(format!("{field}: {e}")))?;
+        self.plaintext_seen.store(true, Ordering::Relaxed);
+        Ok(Some(plaintext))
     }
 
     fn key_ref(&mut self, subject: String) -> Result<String, SubjectError> {
@@ -390,6 +465,11 @@ impl imports::subjects::Host for HostState {
 }
 
 type SubjectError = imports::subjects::SubjectError;
+
+/// The topic of records that arrived over HTTP starts with this (see
+/// [`crate::route::ingest`]); no Kafka topic can, as `:` is not allowed in
+/// topic names.
+pub const HTTP_SOURCE_PREFIX: &str = "http:";
 
 fn retryable(e: StoreError) -> SubjectError {
     SubjectError::Retryable(e.to_string())

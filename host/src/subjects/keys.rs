@@ -403,7 +403,7 @@ mod tests {
         let (again, _) = store.key_for("u-1").unwrap();
         assert_eq!(first, again);
         assert_ne!(store.key_for("u-2").unwrap().0, first);
-        let token = key.encrypt(&first, "/email", b"\"ada@example.com\"");
+        let token = key.encrypt(&first, "t", "/email", b"\"ada@example.com\"");
 
         let erased = store.erase("u-1").unwrap();
         assert_eq!(erased.len(), 1);

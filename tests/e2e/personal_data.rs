@@ -1,0 +1,165 @@
+//! Attacks on personal data through the shipped routes, on Apache Kafka:
+//! what an anonymous client of the public listener, a reader or writer of
+//! a topic, or a reader of the admin API's open endpoints can get of a
+//! data subject's plaintext. Each test is an attack that once worked.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchyard_tests::*;
+
+use crate::platform::{self, Topics, INGEST_TOKEN};
+
+/// A user's registration, as the internal contracts have it.
+fn registration(user: &str, email: &str) -> Value {
+    json!({
+        "eventId": unique("evt"), "version": 1, "occurredAt": "2026-01-01T09:00:00Z",
+        "userId": user, "type": "UserRegistered",
+        "payload": {"firstName": "Victoria", "lastName": "Victim", "email": email, "phone": "+37060009999"},
+    })
+}
+
+async fn ingest(sy: &Switchyard, events: &[Value]) {
+    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let reply = call(
+        "POST",
+        &format!("http://{}/ingest/mobility-ingest", sy.http),
+        &[
+            ("Authorization", &format!("Bearer {INGEST_TOKEN}")),
+            ("Content-Type", "application/x-ndjson"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+async fn post_event(sy: &Switchyard, event: &Value) -> Reply {
+    call(
+        "POST",
+        &format!("http://{}/events", sy.http),
+        &[("Content-Type", "application/json")],
+        event.to_string().as_bytes(),
+    )
+    .await
+}
+
+async fn recent_events(sy: &Switchyard) -> String {
+    let reply = call(
+        "GET",
+        &format!("http://{}/events?limit=1000", sy.http),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.text
+}
+
+/// The attack as it was reported: take an encrypted field from
+/// `mobility.internal`, post it to the public events API inside an event of
+/// one's own, and read it back decrypted from `GET /events`. Every variant
+/// is refused at the door, naming the field; and nothing posted makes the
+/// victim's plaintext appear in `GET /events`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_lifted_from_a_topic_is_refused_by_the_events_api_and_never_decrypted() {
+    let t = Topics::create("lift").await;
+    let routes = platform::shipped_routes(
+        &t,
+        &["mobility-ingest", "events-ingest", "events-recent"],
+        60_000,
+    );
+    let sy = platform::start(&routes, None);
+
+    let victim = unique("victim");
+    let email = format!("{victim}@example.com");
+    ingest(&sy, &[registration(&victim, &email)]).await;
+    let internal = read_topic(&t.internal, 1, Duration::from_secs(30));
+    let record = internal[0].json();
+    let email_token = record["payload"]["email"].as_str().unwrap().to_owned();
+    let id_token = record["userId"].as_str().unwrap().to_owned();
+    assert!(email_token.starts_with("sy:v"), "{record}");
+
+    let attacks = [
+        // As reported: an unknown field at the token's own place.
+        (
+            json!({"userId": "x", "type": "login", "payload": {"email": email_token}}),
+            "/payload/email",
+        ),
+        // Inside `data`, which the events API passes on.
+        (
+            json!({"userId": "x", "type": "login", "data": {"email": email_token}}),
+            "/data/email",
+        ),
+        // The victim's own id token as the user id.
+        (json!({"userId": id_token, "type": "login"}), "/userId"),
+        // Both, so that the record is the victim's in every respect.
+        (
+            json!({"userId": id_token, "type": "login", "payload": {"email": email_token}}),
+            "/userId",
+        ),
+        // Escaped, so that the bytes do not show the token's prefix.
+        (
+            json!({"userId": "x", "type": "login", "data": {"e": email_token}}),
+            "/data/e",
+        ),
+    ];
+    for (i, (attack, pointer)) in attacks.iter().enumerate() {
+        let reply = if i == attacks.len() - 1 {
+            let text = attack.to_string().replace("sy:v", "\\u0073y:v");
+            call(
+                "POST",
+                &format!("http://{}/events", sy.http),
+                &[("Content-Type", "application/json")],
+                text.as_bytes(),
+            )
+            .await
+        } else {
+            post_event(&sy, attack).await
+        };
+        assert_eq!(reply.status, 400, "attack {i} was accepted: {reply:?}");
+        let reasons = reply.json()["reasons"].to_string();
+        assert!(
+            reasons.contains(pointer) && reasons.contains("token"),
+            "attack {i}: {reasons}"
+        );
+    }
+
+    // An event with a field the event document does not have is taken,
+    // without the field (as the document's own server deserialises it).
+    let extra = unique("extra");
+    let reply = post_event(
+        &sy,
+        &json!({"userId": extra, "type": "login", "comment": "kept out"}),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+
+    // A plain event after the attacks: once it shows, everything posted
+    // before it has been processed.
+    let marker = unique("marker");
+    let ok = post_event(&sy, &json!({"userId": marker, "type": "login"})).await;
+    assert_eq!(ok.status, 202, "{ok:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let shown = loop {
+        let shown = recent_events(&sy).await;
+        if shown.contains(&marker) {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "{}", sy.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!shown.contains(&email), "the victim's email: {shown}");
+    assert!(!shown.contains(&victim), "the victim's id: {shown}");
+    assert!(
+        shown.contains(&extra) && !shown.contains("kept out"),
+        "{shown}"
+    );
+    // The events API keeps the event document's four fields only.
+    let events: Vec<Value> = serde_json::from_str(&shown).unwrap();
+    for event in &events {
+        let mut fields: Vec<&String> = event.as_object().unwrap().keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["data", "timestamp", "type", "userId"], "{event}");
+    }
+}
