@@ -163,3 +163,91 @@ async fn a_token_lifted_from_a_topic_is_refused_by_the_events_api_and_never_decr
         assert_eq!(fields, ["data", "timestamp", "type", "userId"], "{event}");
     }
 }
+
+/// A writer of a topic copies a token into a record of another topic, at
+/// the same field: the host's scope binding refuses to open it there, and
+/// on records received over HTTP decrypting is refused outright. Runs the
+/// bundled `redact` and `decrypt` on one in-memory key store.
+#[test]
+fn a_token_opens_only_in_the_topic_its_route_wrote_it_to() {
+    use std::sync::Arc;
+    use switchyard::plugin::bindings::{Event, Outcome};
+    use switchyard::plugin::pool::{Limits, RouteScope};
+    use switchyard::plugin::{InstancePool, PluginRuntime};
+    use switchyard::subjects::crypto::{KeyRing, MasterKey};
+    use switchyard::subjects::keys::KeyStore;
+
+    let keys = KeyStore::in_memory(KeyRing::new(&MasterKey::random()));
+    let runtime = PluginRuntime::new(workspace().join("target/test-cache"))
+        .unwrap()
+        .with_subjects(Arc::new(keys));
+    let limits = Limits {
+        call_timeout: Duration::from_secs(5),
+        memory_bytes: 64 << 20,
+    };
+    let load = |name: &str| runtime.load(&plugins_dir().join(format!("{name}.wasm"))).unwrap();
+    let redact = InstancePool::new(
+        runtime.clone(),
+        load("redact"),
+        json!({"subject_field": "userId", "key": "subject-ref",
+               "rules": [{"path": "email", "action": "encrypt"}]})
+        .to_string(),
+        RouteScope::new("ingest", "made-for"),
+        limits,
+    )
+    .unwrap();
+    let decrypt = InstancePool::new(
+        runtime.clone(),
+        load("decrypt"),
+        json!({"fields": ["/email"]}).to_string(),
+        "reader",
+        limits,
+    )
+    .unwrap();
+    let event = |topic: &str, key: Option<Vec<u8>>, value: Vec<u8>| Event {
+        key,
+        value: Some(value),
+        headers: Vec::new(),
+        topic: topic.to_owned(),
+        partition: 0,
+        offset: 0,
+        timestamp_ms: None,
+    };
+    let one = |pool: &InstancePool, e: Event| pool.process(&[e]).unwrap().pop().unwrap();
+    let Outcome::Emit(mut out) = one(
+        &redact,
+        event("http:ingest", None, br#"{"userId":"u-1","email":"u1@example.com"}"#.to_vec()),
+    ) else {
+        panic!("redact did not emit");
+    };
+    let sealed = out.remove(0);
+    let (key, value) = (sealed.key, sealed.value.unwrap());
+    assert!(!String::from_utf8_lossy(&value).contains("u1@example.com"));
+
+    // Read from the topic it was written to: it opens.
+    match one(&decrypt, event("made-for", key.clone(), value.clone())) {
+        Outcome::Emit(out) => assert_eq!(
+            serde_json::from_slice::<Value>(out[0].value.as_deref().unwrap()).unwrap()["email"],
+            "u1@example.com"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Copied into another topic, same field, same key: refused.
+    match one(&decrypt, event("elsewhere", key.clone(), value.clone())) {
+        Outcome::Reject(reasons) => assert!(
+            reasons.len() == 1
+                && reasons[0].starts_with("/email: the token (sy:v...) does not decrypt here")
+                && reasons[0].contains("another field or topic"),
+            "{reasons:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Received over HTTP: never opened.
+    match one(&decrypt, event("http:events-ingest", key, value)) {
+        Outcome::Reject(reasons) => assert!(
+            reasons[0].contains("tokens are not read from records received over HTTP"),
+            "{reasons:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
