@@ -185,7 +185,11 @@ fn a_token_opens_only_in_the_topic_its_route_wrote_it_to() {
         call_timeout: Duration::from_secs(5),
         memory_bytes: 64 << 20,
     };
-    let load = |name: &str| runtime.load(&plugins_dir().join(format!("{name}.wasm"))).unwrap();
+    let load = |name: &str| {
+        runtime
+            .load(&plugins_dir().join(format!("{name}.wasm")))
+            .unwrap()
+    };
     let redact = InstancePool::new(
         runtime.clone(),
         load("redact"),
@@ -216,7 +220,11 @@ fn a_token_opens_only_in_the_topic_its_route_wrote_it_to() {
     let one = |pool: &InstancePool, e: Event| pool.process(&[e]).unwrap().pop().unwrap();
     let Outcome::Emit(mut out) = one(
         &redact,
-        event("http:ingest", None, br#"{"userId":"u-1","email":"u1@example.com"}"#.to_vec()),
+        event(
+            "http:ingest",
+            None,
+            br#"{"userId":"u-1","email":"u1@example.com"}"#.to_vec(),
+        ),
     ) else {
         panic!("redact did not emit");
     };
@@ -250,4 +258,189 @@ fn a_token_opens_only_in_the_topic_its_route_wrote_it_to() {
         ),
         other => panic!("{other:?}"),
     }
+}
+
+fn text_of(sy: &Switchyard, path: &str, token: Option<&str>) -> (u16, String) {
+    let (code, body) = http_request("GET", &format!("http://{}{path}", sy.http), token, vec![]);
+    (code, body.to_string())
+}
+
+/// A shadow attached after `decrypt` compares records that hold personal
+/// data in plaintext. Its report needs the admin token, and even then its
+/// samples show where the outcomes differ, not the values.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_report_needs_the_token_and_keeps_no_plaintext() {
+    let t = Topics::create("shadow-pii").await;
+    let crm = MockCrm::start();
+    let routes = platform::shipped_routes(&t, &["mobility-ingest", "crm-sync"], 60_000);
+    let sy = platform::start(&routes, Some(&crm));
+    let admin = |method: &str, path: &str, body: Vec<u8>| {
+        http_request(
+            method,
+            &format!("http://{}{path}", sy.http),
+            Some(platform::ADMIN_TOKEN),
+            body,
+        )
+    };
+    // A candidate for crm-map (step 2) that emits what it is given: the
+    // decrypted event, so the two differ on every record.
+    let noop = std::fs::read(plugins_dir().join("noop.wasm")).unwrap();
+    let (code, body) = admin("PUT", "/admin/candidates/crm-map-next", noop);
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = admin(
+        "POST",
+        "/admin/routes/crm-sync/shadow",
+        serde_json::to_vec(&json!({"candidate": "crm-map-next", "step": 2})).unwrap(),
+    );
+    assert_eq!(code, 200, "{body}");
+
+    let victim = unique("victim");
+    let email = format!("{victim}@example.com");
+    ingest(&sy, &[registration(&victim, &email)]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let (code, report) = text_of(
+            &sy,
+            "/admin/routes/crm-sync/shadow",
+            Some(platform::ADMIN_TOKEN),
+        );
+        assert_eq!(code, 200, "{report}");
+        let parsed: Value = serde_json::from_str(&report).unwrap();
+        if parsed["differed"].as_u64() >= Some(1)
+            && !parsed["samples"].as_array().unwrap().is_empty()
+        {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "{report}\n{}", sy.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for plain in [victim.as_str(), email.as_str(), "Victoria", "Victim"] {
+        assert!(
+            !report.contains(plain),
+            "{plain:?} in the shadow report: {report}"
+        );
+    }
+    // Still useful: the sample says what differs.
+    assert!(report.contains("emit"), "{report}");
+
+    // Without the token, or with another, nothing.
+    let (code, body) = text_of(&sy, "/admin/routes/crm-sync/shadow", None);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = text_of(
+        &sy,
+        "/admin/routes/crm-sync/shadow",
+        Some("not-the-admin-token-0"),
+    );
+    assert_eq!(code, 401, "{body}");
+}
+
+/// A route that halts on a record a plugin rejected: the reason, which may
+/// quote the record, is shown to the admin token's holder only; `/healthz`
+/// and the open route list say where and why in general terms.
+#[tokio::test(flavor = "multi_thread")]
+async fn halt_reasons_on_open_reads_do_not_quote_records() {
+    let (source, sink) = (unique("halt-in"), unique("halt-out"));
+    create_topics(&[&source, &sink], 1).await;
+    let routes = format!(
+        r#"
+[[routes]]
+name = "strict"
+source = {{ topics = ["{source}"] }}
+sink = {{ topic = "{sink}" }}
+[[routes.chain]]
+plugin = "validate"
+config.fields.type = {{ required = true, type = "string", one_of = ["login"] }}
+"#
+    );
+    let mut sy = Switchyard::start_custom(
+        &plugins_dir(),
+        &routes,
+        &["--brokers", &bootstrap()],
+        &[("SWITCHYARD_ADMIN_TOKEN", platform::ADMIN_TOKEN)],
+    );
+    sy.wait_healthy(Duration::from_secs(60));
+    let secret = unique("private-value");
+    produce(
+        &producer(),
+        &source,
+        &[("k".to_owned(), json!({"type": secret}).to_string())],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, health) = text_of(&sy, "/healthz", None);
+        if code == 503 && health.contains("halted") {
+            assert!(!health.contains(&secret), "{health}");
+            assert!(
+                health.contains("offset 0") && health.contains("validate@"),
+                "{health}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}\n{}", sy.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for path in ["/admin/routes", "/admin/routes/strict"] {
+        let (code, open) = text_of(&sy, path, None);
+        assert_eq!(code, 200, "{open}");
+        assert!(!open.contains(&secret), "{path}: {open}");
+        let (code, full) = text_of(&sy, path, Some(platform::ADMIN_TOKEN));
+        assert_eq!(code, 200, "{full}");
+        assert!(
+            full.contains(&secret),
+            "{path}: the admin sees the reason: {full}"
+        );
+    }
+}
+
+/// A plugin after `decrypt` that quotes what it was given in a rejection
+/// (validate: `must be one of ... (got "...")`): the dead-letter topic's
+/// readers get the reason without the decrypted value in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letter_reasons_do_not_quote_what_decrypt_revealed() {
+    let t = Topics::create("dlq-pii").await;
+    let dlq = unique("dlq-pii-dlq");
+    let out = unique("dlq-pii-out");
+    create_topics(&[&dlq, &out], 1).await;
+    let shipped = platform::shipped_routes(&t, &["mobility-ingest"], 60_000);
+    let routes = format!(
+        r#"{shipped}
+[[routes]]
+name = "picky"
+source = {{ topics = ["{internal}"], group = "{group}" }}
+sink = {{ topic = "{out}" }}
+dead_letter = {{ topic = "{dlq}" }}
+[[routes.chain]]
+plugin = "decrypt"
+config = {{ fields = ["/userId", "/payload/email"] }}
+[[routes.chain]]
+plugin = "validate"
+config.fields.userId = {{ one_of = ["nobody"] }}
+"#,
+        internal = t.internal,
+        group = unique("picky"),
+    );
+    let sy = platform::start(&routes, None);
+    let victim = unique("victim");
+    let email = format!("{victim}@example.com");
+    ingest(&sy, &[registration(&victim, &email)]).await;
+    let dead = read_topic(&dlq, 1, Duration::from_secs(60));
+    assert_eq!(dead.len(), 1, "{}", sy.log_text());
+    let text = format!(
+        "{:?} {:?} {:?}",
+        dead[0].key, dead[0].value, dead[0].headers
+    );
+    assert!(
+        !text.contains(&victim),
+        "the victim's id on the dead-letter topic: {text}"
+    );
+    let error = &dead[0].headers["switchyard-dlq-error"];
+    assert!(
+        error.starts_with("userId: must be one of nobody (got "),
+        "{error}"
+    );
+    assert!(
+        !sy.log_text().contains(&victim),
+        "the victim's id in the log"
+    );
 }

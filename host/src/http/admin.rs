@@ -1,5 +1,7 @@
 //! The admin API, under `/admin`: what routes and plugins run, and changes
-//! to them. Reads are open; changes need the admin token.
+//! to them. Changes need the admin token, and so do reads that can show a
+//! record's contents: shadow reports (their samples), and the details of a
+//! halted route, which the open reads leave out.
 //!
 //! | method and path | does |
 //! |---|---|
@@ -13,7 +15,7 @@
 //! | `PUT /admin/plugins/NAME` | upload a component and swap it in |
 //! | `PUT /admin/candidates/NAME` | upload a candidate component (not served) |
 //! | `POST /admin/routes/NAME/shadow` | attach a candidate to a step: `{"candidate": "...", "step": 1}` |
-//! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences |
+//! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences (token) |
 //! | `POST /admin/routes/NAME/shadow/promote` | the candidate becomes the plugin's serving version |
 //! | `DELETE /admin/routes/NAME/shadow` | discard the candidate |
 //!
@@ -26,7 +28,8 @@ use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
-use super::{auth, ApiError, AppState};
+use super::auth::{self, Reader};
+use super::{ApiError, AppState};
 use crate::control::{ReloadOutcome, RouteChangeError, ShadowError};
 use crate::route::status::RouteReport;
 
@@ -53,6 +56,7 @@ pub fn router(state: AppState) -> Router {
             post(attach_shadow).delete(discard_shadow),
         )
         .route("/admin/routes/{name}/shadow/promote", post(promote_shadow))
+        .route("/admin/routes/{name}/shadow", get(shadow_report))
         .route(
             "/admin/routes/{name}/pause",
             post(|state, name| set_paused(state, name, true)),
@@ -68,16 +72,23 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/routes", get(list_routes))
         .route("/admin/routes/{name}", get(get_route))
-        .route("/admin/routes/{name}/shadow", get(shadow_report))
         .route("/admin/plugins", get(list_plugins))
         .route("/admin/plugins/{name}", get(get_plugin))
         .merge(changes)
         .with_state(state)
 }
 
-async fn list_routes(State(state): State<AppState>) -> Json<Value> {
+/// The routes as `reader` may see them.
+fn reports(state: &AppState, reader: Reader) -> Vec<RouteReport> {
+    match reader {
+        Reader::Admin => state.board.report_with_details(),
+        Reader::Anyone => state.board.report(),
+    }
+}
+
+async fn list_routes(State(state): State<AppState>, reader: Reader) -> Json<Value> {
     Json(json!({
-        "routes": state.board.report(),
+        "routes": reports(&state, reader),
         "routes_file": state.control.config_path(),
         "routes_file_refused": state.control.routes_file_refused(),
     }))
@@ -85,11 +96,10 @@ async fn list_routes(State(state): State<AppState>) -> Json<Value> {
 
 async fn get_route(
     State(state): State<AppState>,
+    reader: Reader,
     Path(name): Path<String>,
 ) -> Result<Json<RouteReport>, ApiError> {
-    state
-        .board
-        .report()
+    reports(&state, reader)
         .into_iter()
         .find(|r| r.name == name)
         .map(Json)

@@ -1,16 +1,18 @@
 //! Credentials of the admin API: one bearer token, compared in constant
-//! time, never logged or shown.
+//! time, never logged or shown. It guards every change, and every read that
+//! can show a record's contents (shadow samples, the details of a halt).
 
 use std::fmt;
 
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::ApiError;
+use super::{ApiError, AppState};
 
 /// The admin token. Its `Debug` shows nothing of it.
 #[derive(Clone)]
@@ -59,20 +61,48 @@ pub async fn require_token(
     let Some(token) = token else {
         return ApiError::new(
             StatusCode::FORBIDDEN,
-            "admin changes are disabled: no admin token is configured \
-             (set SWITCHYARD_ADMIN_TOKEN or --admin-token-file)",
+            "this endpoint needs the admin token, and none is configured: admin changes and \
+             reads of record contents are disabled (set SWITCHYARD_ADMIN_TOKEN or \
+             --admin-token-file)",
         )
         .into_response();
     };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
-    match presented {
+    match presented(request.headers()) {
         Some(presented) if token.matches(presented.trim()) => next.run(request).await,
         Some(_) => unauthorized("the bearer token is not valid"),
         None => unauthorized("this endpoint needs `Authorization: Bearer <admin token>`"),
+    }
+}
+
+/// The bearer token a request presents, if any.
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+}
+
+/// Who reads an endpoint that anyone may read but that shows more to the
+/// admin token's holder (a halt's details, which may quote a record). A
+/// request presenting a token that is not the admin token is refused (401),
+/// not served the open view: a typo should not look like missing data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Anyone,
+    Admin,
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Reader, Response> {
+        let Some(presented) = presented(&parts.headers) else {
+            return Ok(Reader::Anyone);
+        };
+        match &state.admin_token {
+            Some(token) if token.matches(presented.trim()) => Ok(Reader::Admin),
+            _ => Err(unauthorized("the bearer token is not valid")),
+        }
     }
 }
 

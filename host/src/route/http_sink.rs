@@ -30,13 +30,18 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::chain::{Destination, Failure, FailureKind, RecordResult, Routed};
+use super::chain::{
+    string_leaves, Destination, Failure, FailureKind, RecordResult, Routed, WITHHELD,
+};
 use crate::config::{redact_userinfo, HttpFormat, HttpSinkSpec};
 use crate::metrics::{self, HttpSinkLabels};
 use crate::plugin::bindings::Event;
 
 /// The longest part of a response body quoted in an error.
 const QUOTED_BODY: usize = 300;
+/// The most of a response body read: the sink needs a record's fields or an
+/// error's first words, not an endpoint's every byte.
+const MAX_RESPONSE_BODY: usize = 1 << 20;
 /// How often an upsert starts over when the record changes under it (it
 /// appeared or vanished between the read and the write).
 const UPSERT_ROUNDS: usize = 3;
@@ -99,6 +104,9 @@ impl HttpSink {
         let client = reqwest::Client::builder()
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
+            // A redirect would carry the sink's headers (credentials among
+            // them) to wherever the endpoint points: an answer of its own.
+            .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -185,6 +193,11 @@ impl HttpSink {
 
     /// `json-post`: the value as the body of one POST.
     async fn post_value(&self, source: &Event, index: usize, output: &Routed) -> Attempt {
+        let sent = Sent {
+            url: self.spec.url.clone(),
+            shown: self.shown_url.clone(),
+            values: string_leaves(output.value.as_deref()),
+        };
         let Some(value) = output.value.as_deref() else {
             // A tombstone has nothing to post.
             return Attempt::Done;
@@ -201,9 +214,9 @@ impl HttpSink {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", key)
             .body(value.to_vec());
-        match self.send(Method::POST, &self.spec.url, request).await {
+        match self.send(Method::POST, &sent, request).await {
             Ok((status, _)) if status.is_success() => Attempt::Done,
-            Ok((status, body)) => classify("POST", &self.spec.url, status, &body),
+            Ok((status, body)) => classify("POST", &sent, status, &body),
             Err(attempt) => attempt,
         }
     }
@@ -217,9 +230,29 @@ impl HttpSink {
             Ok(urls) => urls,
             Err(message) => return Attempt::Permanent(message),
         };
+        // What messages may show: the record by a placeholder (its id may
+        // be a person's), and answers without the values the operation
+        // sends (an endpoint may echo what it refused).
+        let mut values = string_leaves(Some(op.id.to_string().as_bytes()));
+        for fields in [&op.set, &op.on_create] {
+            values.extend(string_leaves(Some(
+                Value::Object(fields.clone()).to_string().as_bytes(),
+            )));
+        }
+        let shown_collection = redact_userinfo(collection.as_str());
+        let record = Sent {
+            url: record,
+            shown: format!("{shown_collection}/{{id}}"),
+            values: values.clone(),
+        };
+        let collection = Sent {
+            url: collection,
+            shown: shown_collection,
+            values,
+        };
         for _ in 0..UPSERT_ROUNDS {
             let (status, body) = match self
-                .send(Method::GET, &record, self.client.get(record.clone()))
+                .send(Method::GET, &record, self.client.get(record.url.clone()))
                 .await
             {
                 Ok(reply) => reply,
@@ -231,9 +264,9 @@ impl HttpSink {
                         Ok(Value::Object(current)) => current,
                         _ => {
                             return Attempt::Permanent(format!(
-                            "GET {record} answered 200 with a body that is not a JSON object: {}",
-                            quote(&body)
-                        ))
+                                "GET {} answered 200 with a body that is not a JSON object",
+                                record.shown
+                            ))
                         }
                     };
                     let mut replaced = current.clone();
@@ -263,7 +296,8 @@ impl HttpSink {
             }
         }
         Attempt::transient(format!(
-            "{record} kept appearing and vanishing while being written ({UPSERT_ROUNDS} rounds)"
+            "{} kept appearing and vanishing while being written ({UPSERT_ROUNDS} rounds)",
+            record.shown
         ))
     }
 
@@ -303,17 +337,18 @@ impl HttpSink {
         Ok((collection, record))
     }
 
-    async fn post_json(&self, url: &Url, body: &Value) -> Result<(StatusCode, Vec<u8>), Attempt> {
-        let request = self.client.post(url.clone()).json(body);
-        self.send(Method::POST, url, request).await
+    async fn post_json(&self, to: &Sent, body: &Value) -> Result<(StatusCode, Vec<u8>), Attempt> {
+        let request = self.client.post(to.url.clone()).json(body);
+        self.send(Method::POST, to, request).await
     }
 
-    /// Send `request`; the status and body, or the attempt's outcome when
-    /// no answer came (timeouts and connection errors are transient).
+    /// Send `request` to `to`; the status and body (at most
+    /// [`MAX_RESPONSE_BODY`] of it), or the attempt's outcome when no answer
+    /// came (timeouts and connection errors are transient).
     async fn send(
         &self,
         method: Method,
-        url: &Url,
+        to: &Sent,
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, Vec<u8>), Attempt> {
         let labels = |status: &str| HttpSinkLabels {
@@ -321,7 +356,7 @@ impl HttpSink {
             status: status.to_owned(),
         };
         let requests = &metrics::global().http_sink_requests;
-        let shown = redact_userinfo(url.as_str());
+        let shown = &to.shown;
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -333,19 +368,20 @@ impl HttpSink {
                 } else {
                     "request failed".to_owned()
                 };
+                // The error's own text names the URL, record id and all.
                 return Err(Attempt::transient(format!(
                     "{method} {shown}: {what} ({})",
-                    error_chain(&e)
+                    error_chain(&e.without_url())
                 )));
             }
         };
         let status = response.status();
         requests.get_or_create(&labels(status.as_str())).inc();
         let retry_after = retry_after(&response);
-        match response.bytes().await {
+        match read_limited(response, MAX_RESPONSE_BODY).await {
             Ok(body) => {
                 if is_transient(status) {
-                    let mut attempt = classify(method.as_str(), url, status, &body);
+                    let mut attempt = classify(method.as_str(), to, status, &body);
                     if let Attempt::Transient {
                         retry_after: hint, ..
                     } = &mut attempt
@@ -354,14 +390,40 @@ impl HttpSink {
                     }
                     return Err(attempt);
                 }
-                Ok((status, body.to_vec()))
+                Ok((status, body))
             }
             Err(e) => Err(Attempt::transient(format!(
                 "{method} {shown}: the answer was cut off ({})",
-                error_chain(&e)
+                error_chain(&e.without_url())
             ))),
         }
     }
+}
+
+/// Where a request goes, and what its messages may show of it.
+struct Sent {
+    url: Url,
+    /// The URL as messages show it: no credentials, no record id.
+    shown: String,
+    /// The values the request sends, which an answer quoted in a message
+    /// must not repeat (see [`string_leaves`]).
+    values: Vec<String>,
+}
+
+/// The body of `response`, cut after `limit` bytes.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == limit {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 fn parse_operation(value: Option<&[u8]>) -> Result<Operation, String> {
@@ -381,12 +443,14 @@ fn is_transient(status: StatusCode) -> bool {
 }
 
 /// What an answer that is not the hoped-for one means.
-fn classify(method: &str, url: &Url, status: StatusCode, body: &[u8]) -> Attempt {
-    let message = format!(
-        "{method} {} answered {status}: {}",
-        redact_userinfo(url.as_str()),
-        quote(body)
-    );
+fn classify(method: &str, to: &Sent, status: StatusCode, body: &[u8]) -> Attempt {
+    let mut quoted = quote(body);
+    for value in &to.values {
+        if quoted.contains(value.as_str()) {
+            quoted = quoted.replace(value.as_str(), WITHHELD);
+        }
+    }
+    let message = format!("{method} {} answered {status}: {quoted}", to.shown);
     if is_transient(status) {
         Attempt::transient(message)
     } else {
@@ -575,25 +639,36 @@ mod tests {
 
     #[test]
     fn server_errors_throttling_and_timeouts_are_transient_the_rest_permanent() {
-        let url = Url::parse("http://crm/users").unwrap();
+        let to = Sent {
+            url: Url::parse("http://crm/users/ada").unwrap(),
+            shown: "http://crm/users/{id}".into(),
+            values: vec!["ada@example.com".into()],
+        };
         for status in [500, 502, 503, 504, 408, 429] {
             let status = StatusCode::from_u16(status).unwrap();
             assert!(
-                matches!(
-                    classify("GET", &url, status, b""),
-                    Attempt::Transient { .. }
-                ),
+                matches!(classify("GET", &to, status, b""), Attempt::Transient { .. }),
                 "{status}"
             );
         }
-        for status in [400, 401, 403, 404, 409, 422] {
+        for status in [301, 307, 400, 401, 403, 404, 409, 422] {
             let status = StatusCode::from_u16(status).unwrap();
-            let attempt = classify("POST", &url, status, br#"{"error":"invalid user"}"#);
+            let attempt = classify(
+                "POST",
+                &to,
+                status,
+                br#"{"error":"invalid user","problems":["Email: ada@example.com"]}"#,
+            );
             let Attempt::Permanent(message) = attempt else {
                 panic!("{status} should be permanent");
             };
             assert!(message.contains("invalid user"), "{message}");
             assert!(message.contains(status.as_str()), "{message}");
+            assert!(message.contains("POST http://crm/users/{id} "), "{message}");
+            assert!(
+                message.contains("Email: <withheld: personal data>"),
+                "{message}"
+            );
         }
     }
 

@@ -283,7 +283,8 @@ async fn write(
         })
 }
 
-fn rand_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the operating system's random source.
+pub(crate) fn rand_bytes<const N: usize>() -> [u8; N] {
     use chacha20poly1305::aead::rand_core::RngCore;
     let mut bytes = [0u8; N];
     chacha20poly1305::aead::OsRng.fill_bytes(&mut bytes);
