@@ -308,6 +308,7 @@ async fn open_subjects(
             .clone()
             .unwrap_or_else(|| subjects::DEFAULT_SUBJECT_FIELD.to_owned()),
         erase_topics: settings.erase_topics.clone(),
+        after_erasure: settings.after_erasure,
     })
 }
 

@@ -444,3 +444,110 @@ config.fields.userId = {{ one_of = ["nobody"] }}
         "the victim's id in the log"
     );
 }
+
+/// The CRM keeps its own copy of a user, and its API has no delete. Erasing
+/// the user overwrites the copy (name, email, where trips began and ended)
+/// and says so in the report; what the user's source sends afterwards is
+/// not synced any more; another user is untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn erasure_overwrites_the_crm_copy_and_stops_syncing_the_subject() {
+    let t = Topics::create("crm-erase").await;
+    let crm = MockCrm::start();
+    let routes = platform::shipped_routes(&t, &["mobility-ingest", "crm-sync"], 60_000);
+    let sy = platform::start(&routes, Some(&crm));
+    let (victim, kept) = (unique("victim"), unique("kept"));
+    let trip = |user: &str, id: &str, from: &str| {
+        json!({
+            "eventId": unique("evt"), "version": 1, "occurredAt": "2026-01-01T09:00:01Z",
+            "userId": user, "type": "TripStarted",
+            "payload": {"tripId": id, "tripType": "Bus", "from": from, "startedAt": "2026-01-01T09:00:01Z"},
+        })
+    };
+    let (victim_trip, kept_trip) = (unique("trip"), unique("trip"));
+    ingest(
+        &sy,
+        &[
+            registration(&victim, &format!("{victim}@example.com")),
+            registration(&kept, &format!("{kept}@example.com")),
+            trip(&victim, &victim_trip, "Victim Street 1"),
+            trip(&kept, &kept_trip, "Kept Street 2"),
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !crm
+        .try_all("trips")
+        .is_some_and(|trips| trips.contains_key(&victim_trip) && trips.contains_key(&kept_trip))
+    {
+        assert!(Instant::now() < deadline, "{}", sy.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        crm.all("users")[&victim]["Email"],
+        format!("{victim}@example.com")
+    );
+
+    let reply = call(
+        "DELETE",
+        &format!("http://{}/admin/subjects/{victim}", sy.http),
+        &[(
+            "Authorization",
+            &format!("Bearer {}", platform::ADMIN_TOKEN),
+        )],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let report = reply.json();
+    assert_eq!(report["suppressed"], true, "{report}");
+    let downstream = report["downstream"].as_array().unwrap();
+    let records = |resource: &str| {
+        downstream
+            .iter()
+            .find(|d| d["resource"] == resource)
+            .unwrap_or_else(|| panic!("no {resource} in {report}"))
+            .clone()
+    };
+    assert_eq!(records("users")["records"], 1, "{report}");
+    assert_eq!(records("trips")["records"], 1, "{report}");
+    assert_eq!(records("users")["route"], "crm-sync", "{report}");
+    assert!(downstream.iter().all(|d| d["error"].is_null()), "{report}");
+
+    let erased = &crm.all("users")[&victim];
+    assert_eq!(erased["FirstName"], Value::Null, "{erased}");
+    assert_eq!(erased["LastName"], "(erased)", "{erased}");
+    assert_eq!(erased["Email"], "erased@erased.invalid", "{erased}");
+    let trips = crm.all("trips");
+    assert_eq!(trips[&victim_trip]["From"], Value::Null);
+    assert_eq!(trips[&kept_trip]["From"], "Kept Street 2");
+    assert_eq!(
+        crm.all("users")[&kept]["Email"],
+        format!("{kept}@example.com")
+    );
+
+    // The platform still sends the user's events: they are not synced.
+    let dropped_before = route_counter(&sy, "crm-sync", "dropped");
+    let update = json!({
+        "eventId": unique("evt"), "version": 1, "occurredAt": "2026-01-01T10:00:00Z",
+        "userId": victim, "type": "UserUpdated",
+        "payload": {"firstName": "Back", "lastName": "Again", "email": format!("{victim}@new.example.com")},
+    });
+    ingest(&sy, &[update]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while route_counter(&sy, "crm-sync", "dropped") <= dropped_before {
+        assert!(Instant::now() < deadline, "{}", sy.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let still = &crm.all("users")[&victim];
+    assert_eq!(
+        still["LastName"], "(erased)",
+        "synced after the erasure: {still}"
+    );
+    assert_eq!(still["Email"], "erased@erased.invalid", "{still}");
+}
+
+/// A counter of a route, from the open route list.
+fn route_counter(sy: &Switchyard, route: &str, counter: &str) -> u64 {
+    let (_, routes) = get_json(&format!("http://{}/admin/routes/{route}", sy.http)).unwrap();
+    routes[counter].as_u64().unwrap_or_default()
+}

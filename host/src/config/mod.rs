@@ -143,6 +143,22 @@ pub struct SubjectsConfig {
     pub erase_topics: Vec<EraseTopic>,
     /// Replication factor of the two topics (default: the broker's).
     pub replication_factor: Option<i32>,
+    /// What becomes of a subject's data that arrives after its erasure (the
+    /// source that sent it still has it): `"suppress"` (default) encrypts
+    /// it under a key that is destroyed already, so no route can read it
+    /// and nothing of the subject flows on; `"new-lifetime"` gives the
+    /// subject a new key, unlinkable to the old one, as for a new person.
+    #[serde(default)]
+    pub after_erasure: AfterErasure,
+}
+
+/// See [`SubjectsConfig::after_erasure`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AfterErasure {
+    #[default]
+    Suppress,
+    NewLifetime,
 }
 
 impl std::fmt::Debug for SubjectsConfig {
@@ -436,6 +452,103 @@ pub struct HttpSinkConfig {
     pub max_backoff_ms: Option<u64>,
     /// Keys delivered at once per partition (default 16).
     pub concurrency: Option<usize>,
+    /// `crm-upsert` only: what erasing a data subject (`DELETE
+    /// /admin/subjects/{id}`) does to the endpoint's copies of its personal
+    /// data, for an API without a delete: each entry's records of the
+    /// subject are rewritten with `set` written over them. E.g.
+    /// `{ resource = "users", key = "id", set = { Email = "erased@erased.invalid" } }`
+    /// (the record whose id is the subject's id), or `{ resource = "trips",
+    /// field = "UserId", set = { From = "" } }` (every record whose `UserId`
+    /// is the subject's id; the collection is listed to find them).
+    #[serde(default)]
+    pub on_erasure: Vec<ErasureOverwriteConfig>,
+}
+
+/// One kind of record an erasure overwrites at an HTTP sink's endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureOverwriteConfig {
+    /// The collection, e.g. `"users"` (`{url}/{resource}`).
+    pub resource: String,
+    /// `"id"`: the subject's record is the one whose id is the subject's id.
+    pub key: Option<String>,
+    /// A field naming the subject: every record whose field holds the
+    /// subject's id.
+    pub field: Option<String>,
+    /// Fields written over each record found, e.g. `{ LastName = "(erased)" }`.
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+    /// Fields set to `null` in each record found (TOML has no null).
+    #[serde(default)]
+    pub clear: Vec<String>,
+}
+
+/// Which records of a subject an erasure overwrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErasureMatch {
+    /// The record `{url}/{resource}/{subject id}`.
+    Id,
+    /// The records of `{url}/{resource}` whose field holds the subject id.
+    Field(String),
+}
+
+/// A checked [`ErasureOverwriteConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureOverwrite {
+    pub resource: String,
+    pub matching: ErasureMatch,
+    /// JSON object of the fields to write.
+    pub set: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ErasureOverwriteConfig {
+    fn resolve(&self, at: &str) -> Result<ErasureOverwrite, String> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.resource.is_empty() || !self.resource.chars().all(valid) {
+            return Err(format!(
+                "`{at}.resource` must be letters, digits, `-` or `_`, got {:?}",
+                self.resource
+            ));
+        }
+        let matching = match (self.key.as_deref(), self.field.as_deref()) {
+            (Some("id"), None) => ErasureMatch::Id,
+            (Some(other), None) => {
+                return Err(format!(
+                    "`{at}.key` can only be \"id\" (the record whose id is the subject's id), \
+                     got {other:?}"
+                ))
+            }
+            (None, Some(field)) if !field.is_empty() => ErasureMatch::Field(field.to_owned()),
+            (None, Some(_)) => return Err(format!("`{at}.field` is empty")),
+            _ => {
+                return Err(format!(
+                    "`{at}`: give exactly one of `key = \"id\"` (the record whose id is the \
+                     subject's id) or `field = \"NAME\"` (every record whose NAME holds it)"
+                ))
+            }
+        };
+        if self.set.is_empty() && self.clear.is_empty() {
+            return Err(format!(
+                "`{at}` overwrites nothing: name the fields that hold personal data in `set` \
+                 (what they become) or `clear` (set to null)"
+            ));
+        }
+        let mut set = serde_json::to_value(&self.set)
+            .map_err(|e| format!("`{at}.set`: {e}"))?
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for field in &self.clear {
+            if set.insert(field.clone(), serde_json::Value::Null).is_some() {
+                return Err(format!("`{at}`: `{field}` is in both `set` and `clear`"));
+            }
+        }
+        Ok(ErasureOverwrite {
+            resource: self.resource.clone(),
+            matching,
+            set,
+        })
+    }
 }
 
 /// Shows the header names, never their values.
@@ -482,6 +595,8 @@ pub struct HttpSinkSpec {
     pub format: HttpFormat,
     /// Names and values, secrets resolved.
     pub headers: Vec<(String, String)>,
+    /// What erasing a subject overwrites at the endpoint.
+    pub on_erasure: Vec<ErasureOverwrite>,
     pub timeout: Duration,
     pub retry_budget: Duration,
     pub backoff: Duration,
@@ -566,10 +681,24 @@ impl HttpSinkConfig {
         if max_backoff < backoff {
             return Err("`sink.http.max_backoff_ms` is less than `backoff_ms`".into());
         }
+        if !self.on_erasure.is_empty() && self.format != HttpFormat::CrmUpsert {
+            return Err(
+                "`sink.http.on_erasure` needs `format = \"crm-upsert\"` (records named by \
+                 resource and id)"
+                    .into(),
+            );
+        }
+        let on_erasure = self
+            .on_erasure
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.resolve(&format!("sink.http.on_erasure[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HttpSinkSpec {
             url,
             format: self.format,
             headers,
+            on_erasure,
             timeout: positive(self.timeout_ms, 10_000, "timeout_ms")?,
             retry_budget: Duration::from_millis(self.retry_budget_ms.unwrap_or(300_000)),
             backoff,

@@ -96,6 +96,18 @@ impl ControlPlane {
         self.routes().values().map(|l| l.rt.clone()).collect()
     }
 
+    /// The HTTP sinks of the routes known here (running or paused) whose
+    /// endpoints keep copies that erasing a subject overwrites.
+    pub fn erasure_sinks(&self) -> Vec<Arc<HttpSink>> {
+        self.live_runtimes()
+            .iter()
+            .filter_map(|rt| match rt.chain().sink() {
+                Destination::Http(sink) if sink.erases() => Some(sink.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The runtime of route `name`, if it is known (running or paused).
     pub fn route(&self, name: &str) -> Option<Arc<RouteRuntime>> {
         self.routes().get(name).map(|l| l.rt.clone())
@@ -312,11 +324,16 @@ impl ControlPlane {
                 name: name.as_str().into(),
                 buffer: self.inner.deps.buffers.open(name, *capacity),
             },
-            Sink::Http(spec) => {
-                Destination::Http(Arc::new(HttpSink::new(&route.name, spec).with_context(
-                    || format!("route `{}`: creating the HTTP sink's client", route.name),
-                )?))
-            }
+            Sink::Http(spec) => Destination::Http(Arc::new(
+                HttpSink::new(
+                    &route.name,
+                    spec,
+                    self.inner.deps.runtime.subjects().cloned(),
+                )
+                .with_context(|| {
+                    format!("route `{}`: creating the HTTP sink's client", route.name)
+                })?,
+            )),
         };
         Ok(Chain::new(pools, sink, &outputs))
     }

@@ -228,6 +228,11 @@ impl Chain {
         self.shadow.as_ref()
     }
 
+    /// Where the last step's untargeted outputs go.
+    pub fn sink(&self) -> &Destination {
+        &self.sink
+    }
+
     /// How many steps the chain has.
     pub fn step_count(&self) -> usize {
         self.steps.len()
