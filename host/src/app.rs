@@ -15,7 +15,7 @@ use crate::config::{secrets, Config, IngestApiConfig, StreamsApiConfig, Subjects
 use crate::control::{watch, ControlPlane, Deps};
 use crate::http::ingest::IngestApi;
 use crate::http::streams::StreamsHttp;
-use crate::http::{AdminToken, AppState, KafkaInfo};
+use crate::http::{AdminCredential, AdminToken, AppState, KafkaInfo};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::kafka::topics::{TopicAdmin, TopicSpec};
 use crate::kafka::{KafkaSettings, LoggingContext};
@@ -37,7 +37,7 @@ pub struct RunOptions {
     pub http: SocketAddr,
     pub cache_dir: PathBuf,
     /// Credentials of admin changes; without one they are refused.
-    pub admin_token: Option<AdminToken>,
+    pub admin_token: AdminCredential,
 }
 
 /// Run until SIGTERM or Ctrl-C, then drain and commit.
@@ -65,11 +65,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             (Some(broker), addr)
         }
     };
+    let properties = config
+        .kafka
+        .properties(opts.config.parent().unwrap_or(std::path::Path::new(".")))
+        .map_err(|e| anyhow::anyhow!("invalid routes file {}: {e}", opts.config.display()))?;
     let kafka = KafkaSettings {
         brokers: brokers.clone(),
-        options: config.kafka.options.clone(),
-        consumer_options: config.kafka.consumer.clone(),
-        producer_options: config.kafka.producer.clone(),
+        options: properties.options,
+        consumer_options: properties.consumer,
+        producer_options: properties.producer,
         embedded: embedded.is_some(),
     };
     tracing::info!(brokers = %kafka.brokers, routes = routes.len(), config = %opts.config.display(), "starting switchyard");
@@ -147,7 +151,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     })?;
     watch::routes_file(control.clone(), shutdown.clone())
         .with_context(|| format!("cannot watch the routes file {}", opts.config.display()))?;
-    if opts.admin_token.is_none() {
+    opts.admin_token.follow_file(shutdown.clone());
+    if !opts.admin_token.is_set() {
         tracing::warn!("no admin token configured: admin changes are refused; set SWITCHYARD_ADMIN_TOKEN or --admin-token-file");
     }
     let app_state = AppState {
@@ -342,7 +347,7 @@ fn resolve_ingest_api(
 
 /// Refuse to serve the admin API beyond this machine without credentials.
 fn check_admin_exposure(opts: &RunOptions) -> anyhow::Result<()> {
-    if opts.admin_token.is_none() && !opts.http.ip().is_loopback() {
+    if !opts.admin_token.is_set() && !opts.http.ip().is_loopback() {
         anyhow::bail!(
             "refusing to serve the admin API on {} (not a loopback address) without an admin \
              token: set SWITCHYARD_ADMIN_TOKEN or --admin-token-file, or listen on 127.0.0.1",

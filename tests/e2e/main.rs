@@ -21,6 +21,7 @@ mod plugin_redact;
 mod plugin_validate;
 mod sandbox;
 mod scale_out;
+mod secrets;
 mod shadow;
 mod shipped_config;
 mod streams_api;

@@ -68,6 +68,26 @@ pub struct Config {
     /// Subject encryption and erasure (see `docs/gdpr.md`); absent, plugins
     /// cannot encrypt and `/admin/subjects` answers 404.
     pub subjects: Option<SubjectsConfig>,
+
+    /// What routes changed through the admin API may reference.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// Secret references of routes created or changed through the admin API.
+/// A route in this file may reference any environment variable or file;
+/// one sent to the admin API only what is listed here (or what the route
+/// it replaces referenced already), and never a file: a token holder must
+/// not be able to send the master key, or any file the process can read,
+/// to a topic or an endpoint of their choosing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Environment variables such routes may reference, e.g.
+    /// `api_env = ["CRM_TOKEN"]`. Those the file itself uses elsewhere (the
+    /// master key, API tokens, passwords) are never allowed.
+    #[serde(default)]
+    pub api_env: Vec<String>,
 }
 
 /// The settings read once at start (a change needs a restart).
@@ -266,17 +286,72 @@ pub struct KafkaConfig {
     /// the three, switchyard starts an in-memory development broker.
     pub brokers: Option<String>,
     /// Extra librdkafka properties passed to every client, e.g.
-    /// `{ "security.protocol" = "SASL_SSL" }`. Values are never logged.
+    /// `{ "security.protocol" = "SASL_SSL", "sasl.password" = { "$env" =
+    /// "KAFKA_PASSWORD" } }`. A value is a string, a number or a boolean, or
+    /// a secret reference (`$env`, `$file`) so that passwords stay out of
+    /// this file. Values are never logged.
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: BTreeMap<String, toml::Value>,
     /// librdkafka properties for route consumers only, e.g.
     /// `{ "session.timeout.ms" = "10000" }`.
     #[serde(default)]
-    pub consumer: BTreeMap<String, String>,
+    pub consumer: BTreeMap<String, toml::Value>,
     /// librdkafka properties for the producer only, e.g.
     /// `{ "linger.ms" = "10" }`.
     #[serde(default)]
+    pub producer: BTreeMap<String, toml::Value>,
+}
+
+/// [`KafkaConfig`]'s properties as librdkafka takes them: secrets read.
+#[derive(Clone, Default, PartialEq)]
+pub struct KafkaProperties {
+    pub options: BTreeMap<String, String>,
+    pub consumer: BTreeMap<String, String>,
     pub producer: BTreeMap<String, String>,
+}
+
+/// Shows the property names, never their values.
+impl std::fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProperties")
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("consumer", &self.consumer.keys().collect::<Vec<_>>())
+            .field("producer", &self.producer.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaConfig {
+    /// The properties with their secret references read; `base` is the
+    /// routes file's directory. Messages name the property, never a value.
+    pub fn properties(&self, base: &Path) -> Result<KafkaProperties, String> {
+        let resolve = |table: &BTreeMap<String, toml::Value>, section: &str| {
+            table
+                .iter()
+                .map(|(key, value)| {
+                    let at = format!("kafka.{section}.\"{key}\"");
+                    let text = match value {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Integer(n) => n.to_string(),
+                        toml::Value::Float(n) => n.to_string(),
+                        toml::Value::Boolean(b) => b.to_string(),
+                        toml::Value::Table(_) => secrets::resolve_string(value, &at, base)?,
+                        _ => {
+                            return Err(format!(
+                                "{at}: must be a string, number, boolean or secret reference"
+                            ))
+                        }
+                    };
+                    Ok((key.clone(), text))
+                })
+                .collect::<Result<BTreeMap<_, _>, String>>()
+        };
+        Ok(KafkaProperties {
+            options: resolve(&self.options, "options")?,
+            consumer: resolve(&self.consumer, "consumer")?,
+            producer: resolve(&self.producer, "producer")?,
+        })
+    }
 }
 
 /// Per-route knobs with defaults. Every field is optional in the file.
@@ -1086,6 +1161,46 @@ mod tests {
         assert_eq!(r.tuning.batch_size(), 256);
         assert_eq!(r.tuning.call_timeout(), Duration::from_secs(1));
         assert_eq!(r.start_from, StartFrom::Earliest);
+    }
+
+    #[test]
+    fn kafka_properties_take_secret_references_and_plain_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("password"), "file-password\n").unwrap();
+        let text = r#"
+            [kafka.options]
+            "security.protocol" = "SASL_SSL"
+            "sasl.password" = { "$file" = "password" }
+            [kafka.consumer]
+            "session.timeout.ms" = 10000
+            "enable.partition.eof" = false
+        "#;
+        let config = Config::parse(text, &dir.path().join("routes.toml")).unwrap();
+        let properties = config.kafka.properties(dir.path()).unwrap();
+        assert_eq!(properties.options["sasl.password"], "file-password");
+        assert_eq!(properties.options["security.protocol"], "SASL_SSL");
+        assert_eq!(properties.consumer["session.timeout.ms"], "10000");
+        assert_eq!(properties.consumer["enable.partition.eof"], "false");
+        let missing = r#"kafka.options = { "sasl.password" = { "$env" = "SWITCHYARD_TEST_UNSET_PASSWORD" } }"#;
+        let err = Config::parse(missing, Path::new("x.toml"))
+            .unwrap()
+            .kafka
+            .properties(dir.path())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "kafka.options.\"sasl.password\": environment variable `SWITCHYARD_TEST_UNSET_PASSWORD` is not set"
+        );
+        let list = r#"kafka.producer = { "linger.ms" = [1] }"#;
+        let err = Config::parse(list, Path::new("x.toml"))
+            .unwrap()
+            .kafka
+            .properties(dir.path())
+            .unwrap_err();
+        assert!(
+            err.contains("must be a string, number, boolean or secret reference"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::control::ControlPlane;
 use crate::route::buffer::Buffers;
 use crate::route::status::{RouteReport, StatusBoard};
 use crate::route::Producer;
-pub use auth::AdminToken;
+pub use auth::{AdminCredential, AdminToken};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -41,8 +41,8 @@ pub struct AppState {
     pub board: StatusBoard,
     pub kafka: KafkaInfo,
     pub control: ControlPlane,
-    /// `None`: admin changes are refused (403).
-    pub admin_token: Option<AdminToken>,
+    /// Unset: admin changes are refused (403).
+    pub admin_token: AdminCredential,
     /// Publishes what HTTP-sourced routes emit.
     pub producer: Producer,
     pub buffers: Buffers,
