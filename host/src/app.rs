@@ -302,7 +302,12 @@ async fn open_subjects(
         .await?;
     let keys = KeyStore::open(KeyRing::new(&master), kafka, &keys_topic, producer.clone())
         .await
-        .with_context(|| format!("reading the subject keys from `{keys_topic}`"))?;
+        .with_context(|| format!("reading the subject keys from `{keys_topic}`"))?
+        .with_new_subjects_per_second(
+            settings
+                .new_subjects_per_second
+                .unwrap_or(subjects::keys::DEFAULT_NEW_SUBJECTS_PER_SECOND),
+        );
     tracing::info!(topic = %keys_topic, keys = keys.len(), "subject key store ready");
     Ok(Subjects {
         keys: Arc::new(keys),

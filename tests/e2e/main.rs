@@ -9,6 +9,7 @@ mod events_api;
 mod gdpr;
 mod hot_reload;
 mod http_sink;
+mod image;
 mod ingest_api;
 mod mobility;
 mod personal_data;

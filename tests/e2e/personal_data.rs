@@ -551,3 +551,42 @@ fn route_counter(sy: &Switchyard, route: &str, counter: &str) -> u64 {
     let (_, routes) = get_json(&format!("http://{}/admin/routes/{route}", sy.http)).unwrap();
     routes[counter].as_u64().unwrap_or_default()
 }
+
+/// Every new user id posted to the events API becomes a key kept until it
+/// is erased. An anonymous client posting made-up ids as fast as it can is
+/// held to `subjects.new_subjects_per_second`: the rest are refused with
+/// 503 (and can be posted again), known users still get through, and the
+/// key store does not grow faster than the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_subjects_from_clients_are_rationed() {
+    let t = Topics::create("ration").await;
+    let shipped = platform::shipped_routes(&t, &["events-ingest", "events-recent"], 60_000);
+    let routes = shipped.replace("[subjects]\n", "[subjects]\nnew_subjects_per_second = 5\n");
+    assert!(routes.contains("new_subjects_per_second = 5"), "{routes}");
+    let sy = platform::start(&routes, None);
+    let known = unique("known");
+    let first = post_event(&sy, &json!({"userId": known, "type": "login"})).await;
+    assert_eq!(first.status, 202, "{first:?}");
+    let started = Instant::now();
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..60 {
+        let reply = post_event(&sy, &json!({"userId": unique("made-up"), "type": "login"})).await;
+        match reply.status {
+            202 => accepted += 1,
+            503 => {
+                refused += 1;
+                assert!(reply.text.contains("new_subjects_per_second"), "{reply:?}");
+            }
+            other => panic!("{other}: {reply:?}"),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(refused > 0, "60 new users in {seconds:.1} s, none refused");
+    assert!(
+        (accepted as f64) <= 5.0 + 5.0 * seconds + 1.0,
+        "{accepted} new users in {seconds:.1} s"
+    );
+    // A user the store knows is not a new subject.
+    let again = post_event(&sy, &json!({"userId": known, "type": "logout"})).await;
+    assert_eq!(again.status, 202, "{again:?}");
+}

@@ -170,6 +170,13 @@ pub struct SubjectsConfig {
     /// subject a new key, unlinkable to the old one, as for a new person.
     #[serde(default)]
     pub after_erasure: AfterErasure,
+    /// New data subjects that records received over HTTP (the events API,
+    /// the ingest API) may bring per second, in this process (default 100,
+    /// with as many at once). Each gets a key kept until it is erased, so an
+    /// anonymous client posting made-up ids must not grow the key store
+    /// without bound; beyond it, such records are refused for now (503) and
+    /// can be sent again. Records read from Kafka are not limited.
+    pub new_subjects_per_second: Option<u32>,
 }
 
 /// See [`SubjectsConfig::after_erasure`].
@@ -783,6 +790,35 @@ impl HttpSinkConfig {
     }
 }
 
+/// Why `name` cannot name a route (`kind` = "route", at most 128
+/// characters) or a plugin ("plugin", at most 64), if it cannot. Names
+/// become file names (`plugins_dir/NAME.wasm`), log fields, metric labels
+/// and header values, so they are letters, digits, `-` and `_` (and `.` in
+/// route names): no path, no line break, nothing to escape.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let (max, dot) = if kind == "route" {
+        (128, true)
+    } else {
+        (64, false)
+    };
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dot && c == '.'));
+    if ok {
+        return Ok(());
+    }
+    let allowed = if dot {
+        "letters, digits, '.', '-' or '_'"
+    } else {
+        "letters, digits, '-' or '_'"
+    };
+    Err(format!(
+        "invalid {kind} name {name:?}: use 1 to {max} {allowed}"
+    ))
+}
+
 /// Default size of a buffer sink.
 pub const DEFAULT_BUFFER_CAPACITY: usize = 1000;
 
@@ -930,6 +966,7 @@ impl Config {
             if r.name.is_empty() {
                 return Err(invalid("a route has an empty `name`".into()));
             }
+            check_name("route", &r.name).map_err(invalid)?;
             if !seen.insert(r.name.as_str()) {
                 return Err(invalid(format!("route name `{}` is used twice", r.name)));
             }
@@ -984,6 +1021,9 @@ impl Config {
             };
             let mut chain = Vec::with_capacity(r.chain.len());
             for (i, step) in r.chain.iter().enumerate() {
+                check_name("plugin", &step.plugin).map_err(|e| {
+                    invalid(format!("route `{}`, chain step {}: {e}", r.name, i + 1))
+                })?;
                 let path = self.plugins_dir.join(format!("{}.wasm", step.plugin));
                 if !path.is_file() {
                     return Err(invalid(format!(

@@ -12,8 +12,8 @@
 //! | `DELETE /admin/routes/NAME` | delete a route |
 //! | `POST /admin/routes/NAME/pause`, `/resume` | stop or restart consuming |
 //! | `GET /admin/plugins`, `GET /admin/plugins/NAME` | plugin versions, users, refusals |
-//! | `PUT /admin/plugins/NAME` | upload a component and swap it in |
-//! | `PUT /admin/candidates/NAME` | upload a candidate component (not served) |
+//! | `PUT /admin/plugins/NAME` | upload a component (64 MiB at most) and swap it in |
+//! | `PUT /admin/candidates/NAME` | upload a candidate component (not served; 64 MiB at most) |
 //! | `POST /admin/routes/NAME/shadow` | attach a candidate to a step: `{"candidate": "...", "step": 1}` |
 //! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences (token) |
 //! | `POST /admin/routes/NAME/shadow/promote` | the candidate becomes the plugin's serving version |
@@ -22,6 +22,7 @@
 //! Route changes are written to the routes file, so a restart keeps them.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -189,9 +190,10 @@ async fn get_plugin(
 async fn upload_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     check_plugin_name(&name)?;
+    let body = component_upload(body)?;
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -234,9 +236,10 @@ async fn upload_plugin(
 async fn upload_candidate(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_plugin_name(&name)?;
+    let body = component_upload(body)?;
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -342,20 +345,26 @@ fn shadow_error(e: ShadowError) -> ApiError {
 }
 
 /// A plugin name becomes a file name: letters, digits, `-` and `_` only.
+/// An uploaded component's bytes, or why they were not taken: too large
+/// (413, naming the limit) or cut off.
+fn component_upload(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload is larger than a plugin may be ({} MiB)",
+                MAX_PLUGIN_BYTES >> 20
+            ),
+        ),
+        status => ApiError::new(
+            status,
+            format!("the upload could not be read: {}", rejection.body_text()),
+        ),
+    })
+}
+
 fn check_plugin_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid plugin name {name:?}: use 1 to 64 letters, digits, '-' or '_'"),
-        ))
-    }
+    crate::config::check_name("plugin", name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
 }
 
 fn no_route(name: &str) -> ApiError {

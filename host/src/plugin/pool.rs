@@ -490,6 +490,12 @@ impl HostState {
         if subject.is_empty() {
             return Err(SubjectError::Invalid("the subject id is empty".into()));
         }
-        self.key_store()?.key_for(subject).map_err(retryable)
+        let keys = self.key_store()?;
+        if self.reading.starts_with(HTTP_SOURCE_PREFIX) {
+            // A client's record: new subjects are rationed.
+            keys.key_for_client(subject).map_err(retryable)
+        } else {
+            keys.key_for(subject).map_err(retryable)
+        }
     }
 }

@@ -54,7 +54,17 @@ pub enum StoreError {
     /// The key topic could not be written or read in time.
     #[error("the subject key store is unavailable: {0}")]
     Unavailable(String),
+    /// Too many new subjects from clients over HTTP at once: the same call
+    /// succeeds a moment later.
+    #[error(
+        "too many new data subjects from clients ({0} per second at most, \
+         `subjects.new_subjects_per_second`); send it again in a moment"
+    )]
+    TooManyNewSubjects(u32),
 }
+
+/// Default of `subjects.new_subjects_per_second`.
+pub const DEFAULT_NEW_SUBJECTS_PER_SECOND: u32 = 100;
 
 /// A key record as stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -222,6 +232,16 @@ enum Backing {
 pub struct KeyStore {
     ring: KeyRing,
     backing: Backing,
+    /// How fast clients may bring new subjects, and that number.
+    new_subjects: (governor::DefaultDirectRateLimiter, u32),
+}
+
+fn new_subject_limiter(per_second: u32) -> (governor::DefaultDirectRateLimiter, u32) {
+    let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+    (
+        governor::RateLimiter::direct(governor::Quota::per_second(rate)),
+        rate.get(),
+    )
 }
 
 /// One of a subject's keys, as erasure reports it.
@@ -258,7 +278,15 @@ impl KeyStore {
                 topic: topic.to_owned(),
                 producer,
             },
+            new_subjects: new_subject_limiter(DEFAULT_NEW_SUBJECTS_PER_SECOND),
         })
+    }
+
+    /// This store with clients allowed `per_second` new subjects (see
+    /// [`KeyStore::key_for_client`]).
+    pub fn with_new_subjects_per_second(mut self, per_second: u32) -> KeyStore {
+        self.new_subjects = new_subject_limiter(per_second);
+        self
     }
 
     /// A store in this process's memory only.
@@ -266,6 +294,7 @@ impl KeyStore {
         KeyStore {
             ring,
             backing: Backing::Memory(Default::default()),
+            new_subjects: new_subject_limiter(DEFAULT_NEW_SUBJECTS_PER_SECOND),
         }
     }
 
@@ -280,12 +309,30 @@ impl KeyStore {
     /// subject, its dead key id with a key nobody keeps: what is encrypted
     /// with it can never be read.
     pub fn key_for(&self, subject: &str) -> Result<(KeyId, DataKey), StoreError> {
+        self.key_for_limited(subject, false)
+    }
+
+    /// [`KeyStore::key_for`] for a record a client sent over HTTP: a new
+    /// subject counts against the rate of new subjects clients may bring.
+    pub fn key_for_client(&self, subject: &str) -> Result<(KeyId, DataKey), StoreError> {
+        self.key_for_limited(subject, true)
+    }
+
+    fn key_for_limited(
+        &self,
+        subject: &str,
+        limited: bool,
+    ) -> Result<(KeyId, DataKey), StoreError> {
         let index = self.ring.subject_index(subject);
         if let Some(dead) = self.read(|t| t.suppressed.get(&index).copied()) {
             return Ok((dead, DataKey::random()));
         }
         if let Some(found) = self.current(&index) {
             return Ok(found);
+        }
+        let (limiter, per_second) = &self.new_subjects;
+        if limited && limiter.check().is_err() {
+            return Err(StoreError::TooManyNewSubjects(*per_second));
         }
         let id = KeyId::random();
         let wrapped = self.ring.wrap(&id, &index, &DataKey::random());

@@ -113,7 +113,8 @@ impl SubjectError {
     pub fn into_failure(self, context: &str) -> Outcome {
         Outcome::Fail(match self {
             SubjectError::Retryable(m) => Error::Retryable(format!(
-                "{context}: the subject key store did not answer ({m}); the record will be retried"
+                "{context}: the subject key store cannot answer now ({m}); the record can be tried \
+                 again"
             )),
             SubjectError::Unavailable(m) => Error::Fatal(format!(
                 "{context}: subject encryption is not available on this host ({m}); \
@@ -462,7 +463,9 @@ mod tests {
         };
         match fail(SubjectError::Retryable("timeout".into())) {
             Error::Retryable(m) => assert!(
-                m.starts_with("encrypting /email: the subject key store did not answer (timeout)"),
+                m.starts_with(
+                    "encrypting /email: the subject key store cannot answer now (timeout)"
+                ),
                 "{m}"
             ),
             other => panic!("{other:?}"),
