@@ -135,9 +135,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
 
-    let listener = tokio::net::TcpListener::bind(opts.http)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
+    let listener = crate::http::serve::bind(opts.http, "--http").await?;
     tracing::info!(addr = %opts.http, "HTTP API listening (GET /healthz, /metrics, /admin)");
     watch::plugins(control.clone(), shutdown.clone()).with_context(|| {
         format!(
@@ -173,28 +171,29 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         ));
     }
     let app = crate::http::app(app_state.clone());
+    let limits = crate::http::serve::Limits::of(&config.http);
     let public = match config.http.public {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for HTTP on {addr} (`http.public`)"))?;
+            let listener = crate::http::serve::bind(addr, "`http.public`").await?;
             tracing::info!(%addr, "public HTTP API listening (event APIs, /openapi.json, /swagger)");
             let public_app = crate::http::public_app(app_state.clone());
-            let stop = shutdown.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(listener, public_app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            }))
+            Some(tokio::spawn(crate::http::serve::serve(
+                listener,
+                public_app,
+                limits,
+                "public",
+                shutdown.clone(),
+            )))
         }
         None => None,
     };
-    let http_stop = shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await
-    });
+    let http = tokio::spawn(crate::http::serve::serve(
+        listener,
+        app,
+        limits,
+        "main",
+        shutdown.clone(),
+    ));
 
     wait_for_signal().await;
     tracing::info!("shutting down: draining in-flight records and committing offsets");

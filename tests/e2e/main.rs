@@ -8,6 +8,7 @@ mod delivery;
 mod events_api;
 mod gdpr;
 mod hot_reload;
+mod http_limits;
 mod http_sink;
 mod ingest_api;
 mod mobility;

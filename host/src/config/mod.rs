@@ -173,7 +173,8 @@ pub enum EraseKey {
     Pseudonym,
 }
 
-/// Extra HTTP listeners, beside the main one (`--http`).
+/// The HTTP listeners: an extra public one beside the main one (`--http`),
+/// and the limits both apply to their clients.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -182,6 +183,60 @@ pub struct HttpConfig {
     /// `"0.0.0.0:5000"`: the port to give API users, while the main one
     /// stays for operators.
     pub public: Option<std::net::SocketAddr>,
+    /// How long a client has to send a request's head (request line and
+    /// headers), in milliseconds (default 10000); also how long an idle
+    /// keep-alive connection stays open. Past it the connection is closed.
+    pub header_read_timeout_ms: Option<u64>,
+    /// How long a client has to send a request's whole body once its head
+    /// has arrived, in milliseconds (default 30000): a total, not a gap
+    /// between reads. Past it the request is answered 408 and the
+    /// connection closed.
+    pub body_read_timeout_ms: Option<u64>,
+    /// Most connections open at once on each listener (default 1024).
+    /// Further clients wait, unaccepted, until one closes.
+    pub max_connections: Option<usize>,
+}
+
+/// Default of `http.header_read_timeout_ms`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default of `http.body_read_timeout_ms`.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Default of `http.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+impl HttpConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.header_read_timeout_ms
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_MS),
+        )
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.body_read_timeout_ms
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_MS),
+        )
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// What the types cannot say: no limit may be zero (a zero timeout
+    /// would close every connection, zero connections would serve none).
+    fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("max_connections", self.max_connections.map(|n| n as u64)),
+        ] {
+            if value == Some(0) {
+                return Err(format!("`http.{field}` must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The events API: `POST /events` runs an HTTP-sourced route's chain on the
@@ -841,6 +896,7 @@ impl Config {
 
     /// The HTTP APIs name routes and buffers that must exist, as such.
     fn check_apis(&self, routes: &[Route]) -> Result<(), String> {
+        self.http.check()?;
         let mut buffers = std::collections::BTreeSet::new();
         for r in routes {
             match (r.http_source, &r.sink) {
@@ -1017,6 +1073,29 @@ mod tests {
             .to_string();
         assert!(err.contains("plugin `nope` not found"), "{err}");
         assert!(err.contains("/tmp/plugins/nope.wasm"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_zero_is_refused() {
+        let config = Config::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert_eq!(config.http.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config.http.body_read_timeout(), Duration::from_secs(30));
+        assert_eq!(config.http.max_connections(), 1024);
+        let text = format!("[http]\nbody_read_timeout_ms = 2500\nmax_connections = 8\n{MINIMAL}");
+        let config = Config::parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(config.http.body_read_timeout(), Duration::from_millis(2500));
+        assert_eq!(config.http.max_connections(), 8);
+        config.resolve(Path::new("x.toml")).unwrap();
+        let zero = format!("[http]\nbody_read_timeout_ms = 0\n{MINIMAL}");
+        let err = Config::parse(&zero, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`http.body_read_timeout_ms` must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   `/ingest/{route}`: see [`ingest`].
 //! - `/admin/subjects/{id}`: see [`subjects`].
 //! - `/openapi.json` and Swagger UI at `/swagger`: see [`openapi`].
+//!
+//! Both listeners serve through [`serve`], which bounds how long a client
+//! may take to send a request and how many connections are open.
 
 pub mod admin;
 pub mod auth;
@@ -17,6 +20,7 @@ pub mod body;
 pub mod events;
 pub mod ingest;
 pub mod openapi;
+pub mod serve;
 pub mod streams;
 pub mod subjects;
 

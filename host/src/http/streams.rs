@@ -27,6 +27,8 @@ use super::body::{self, BodyError};
 use super::AppState;
 use crate::streams::{ids, StreamError, StreamStore};
 
+/// Where the API is mounted.
+pub const PATH_PREFIX: &str = "/api/v1/streams";
 /// The content type of every answer of this API.
 pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// Largest `limit` of a read.
@@ -91,7 +93,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { reply(StatusCode::NOT_FOUND, "Not Found") })
         .layer(axum::middleware::map_response(json_utf8))
         .with_state(state);
-    Router::new().nest("/api/v1/streams", api)
+    Router::new().nest(PATH_PREFIX, api)
 }
 
 /// Every answer of this API, whatever produced it (a 405 of the router
@@ -109,6 +111,12 @@ async fn json_utf8(mut response: Response) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     response
+}
+
+/// A refusal in this API's style, for answers made outside its handlers
+/// (a request timed out by the server, say): `text` as a JSON string.
+pub fn refusal(status: StatusCode, text: &str) -> Response {
+    Refusal::new(status, text).into_response()
 }
 
 /// An answer whose body is `text` as a JSON string.
