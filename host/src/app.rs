@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::{secrets, Config, IngestApiConfig, StreamsApiConfig, SubjectsConfig};
 use crate::control::{watch, ControlPlane, Deps};
+use crate::http::events::EventsApi;
 use crate::http::ingest::IngestApi;
 use crate::http::streams::StreamsHttp;
 use crate::http::{AdminToken, AppState, KafkaInfo};
@@ -45,6 +46,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     check_admin_exposure(&opts)?;
     let config = Config::load(&opts.config)?;
     let routes = config.resolve(&opts.config)?;
+    let listeners: Vec<SocketAddr> = std::iter::once(opts.http)
+        .chain(config.http.public)
+        .collect();
+    let events_api = EventsApi::open(config.events_api.as_ref(), &opts.config, &listeners)?;
 
     // Kafka: a real cluster when one is named, else the development broker.
     let brokers = opts
@@ -158,7 +163,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         admin_token: opts.admin_token.clone(),
         producer: api_producer.clone(),
         buffers,
-        events_api: config.events_api.clone().map(Arc::new),
+        events_api,
         streams_api,
         ingest_api,
         subjects,

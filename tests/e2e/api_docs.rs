@@ -47,7 +47,7 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
         "/events",
         &["202", "400", "413", "415", "500", "503"],
     ),
-    ("get", "/events", &["200", "400"]),
+    ("get", "/events", &["200", "400", "401"]),
     (
         "post",
         "/api/v1/streams/{stream}/events",

@@ -5,6 +5,7 @@ mod admin_routes;
 mod api_docs;
 mod bad_input;
 mod delivery;
+mod deployment;
 mod events_api;
 mod gdpr;
 mod hot_reload;

@@ -242,7 +242,7 @@ impl HttpConfig {
 /// The events API: `POST /events` runs an HTTP-sourced route's chain on the
 /// body and publishes what it emits; `GET /events` reads the most recent
 /// records of a buffer sink.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EventsApiConfig {
     /// A route with `source = { http = true }`: its chain validates each
@@ -252,6 +252,47 @@ pub struct EventsApiConfig {
     pub recent_buffer: String,
     /// Largest request body in bytes (default 65536); bigger is a 413.
     pub max_body_bytes: Option<usize>,
+    /// Bearer tokens that may read `GET /events`, each a string or a secret
+    /// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`), 16
+    /// characters or more; several let a token be rotated. Absent or
+    /// empty: reads are open to anyone who reaches a listener.
+    #[serde(default)]
+    pub read_tokens: Vec<toml::Value>,
+    /// Reads without a token on a listener beyond loopback are refused at
+    /// start (`GET /events` shows what users did) unless this is `true`:
+    /// the operator's word that those events may be public. Default false;
+    /// contradicts `read_tokens`.
+    #[serde(default)]
+    pub public_reads: bool,
+    /// Largest `limit` of `GET /events`, 1 to 1000 (default 1000): a read
+    /// copies up to this many events. A larger `limit` is a 400 naming it.
+    pub max_limit: Option<usize>,
+}
+
+/// Default and ceiling of `events_api.max_limit`.
+pub const MAX_EVENTS_LIMIT: usize = 1000;
+
+impl EventsApiConfig {
+    pub fn max_limit(&self) -> usize {
+        self.max_limit.unwrap_or(MAX_EVENTS_LIMIT)
+    }
+}
+
+/// Shows how many read tokens there are, never their values.
+impl std::fmt::Debug for EventsApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventsApiConfig")
+            .field("ingest_route", &self.ingest_route)
+            .field("recent_buffer", &self.recent_buffer)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "read_tokens",
+                &format_args!("<{} withheld>", self.read_tokens.len()),
+            )
+            .field("public_reads", &self.public_reads)
+            .field("max_limit", &self.max_limit)
+            .finish()
+    }
 }
 
 /// The streams API: append-only named streams with one producer each and
@@ -945,6 +986,21 @@ impl Config {
                     "`events_api.recent_buffer`: no route has the sink `{{ buffer = \"{}\" }}`",
                     api.recent_buffer
                 ));
+            }
+            if api.public_reads && !api.read_tokens.is_empty() {
+                return Err(
+                    "`events_api.public_reads = true` and `events_api.read_tokens` contradict \
+                     each other: reads either need a token or are public; keep one"
+                        .into(),
+                );
+            }
+            match api.max_limit {
+                Some(1..=MAX_EVENTS_LIMIT) | None => {}
+                Some(n) => {
+                    return Err(format!(
+                        "`events_api.max_limit` must be 1 to {MAX_EVENTS_LIMIT} (got {n})"
+                    ))
+                }
             }
         }
         if let Some(api) = &self.streams_api {
