@@ -50,6 +50,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .chain(config.http.public)
         .collect();
     let events_api = EventsApi::open(config.events_api.as_ref(), &opts.config, &listeners)?;
+    let streams_credentials = match &config.streams_api {
+        Some(api) => Some(crate::http::streams::resolve_credentials(
+            api,
+            &opts.config,
+        )?),
+        None => None,
+    };
 
     // Kafka: a real cluster when one is named, else the development broker.
     let brokers = opts
@@ -133,11 +140,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     control.start(routes).await?;
 
-    let streams_api = match &config.streams_api {
-        Some(api) => Some(Arc::new(
-            open_streams_api(api, &opts.config, &kafka, &api_producer, topic_admin).await?,
+    let streams_api = match (&config.streams_api, streams_credentials) {
+        (Some(api), Some(credentials)) => Some(Arc::new(
+            open_streams_api(api, &credentials, &kafka, &api_producer, topic_admin).await?,
         )),
-        None => None,
+        _ => None,
     };
 
     let listener = crate::http::serve::bind(opts.http, "--http").await?;
@@ -221,31 +228,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The streams API's store in Kafka, and its credentials.
+/// The streams API's store in Kafka, with its users' credentials.
 async fn open_streams_api(
     api: &StreamsApiConfig,
-    config_path: &std::path::Path,
+    credentials: &[(String, String)],
     kafka: &KafkaSettings,
     producer: &Producer,
     topic_admin: TopicAdmin,
 ) -> anyhow::Result<StreamsHttp> {
-    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
-    let credentials = api
-        .credentials
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let at = format!("streams_api.credentials[{i}].password");
-            let password = secrets::resolve_string(&c.password, &at, base).map_err(|e| {
-                anyhow::anyhow!("invalid routes file {}: {e}", config_path.display())
-            })?;
-            Ok((c.user.clone(), password))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let store = StreamStore::open(api, kafka, producer.clone(), topic_admin)
         .await
         .context("starting the streams API")?;
-    Ok(StreamsHttp::new(store, &credentials, api.max_body_bytes))
+    Ok(StreamsHttp::new(store, credentials, api.max_body_bytes))
 }
 
 /// The subject key store on its topic (made if missing), with the master

@@ -132,7 +132,7 @@ fn refused(env: &[(&str, &str)]) -> String {
 }
 
 #[test]
-fn a_missing_read_token_or_the_secret_example_placeholder_stops_it() {
+fn a_missing_read_token_or_the_secret_example_placeholders_stop_it() {
     let without: Vec<_> = secret_env(&[])
         .into_iter()
         .filter(|(name, _)| *name != "SWITCHYARD_EVENTS_READ_TOKEN")
@@ -150,6 +150,15 @@ fn a_missing_read_token_or_the_secret_example_placeholder_stops_it() {
     )]));
     assert!(
         log.contains("events_api.read_tokens[0]: the token must be at least 16 characters"),
+        "{log}"
+    );
+    assert!(!log.contains("CHANGE-ME"), "a secret in the log: {log}");
+    // The streams API's password of the example Secret.
+    let log = refused(&secret_env(&[("SWITCHYARD_STREAMS_PASSWORD", "CHANGE-ME")]));
+    assert!(
+        log.contains(
+            "streams_api.credentials[0] (user `demo`): the password is a placeholder; give a real one"
+        ),
         "{log}"
     );
     assert!(!log.contains("CHANGE-ME"), "a secret in the log: {log}");

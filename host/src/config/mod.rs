@@ -316,10 +316,25 @@ pub struct StreamsApiConfig {
     pub replication_factor: Option<i32>,
     /// Largest request body in bytes (default 65536); bigger is a 413.
     pub max_body_bytes: Option<usize>,
+    /// Most streams (each a Kafka topic) producers may create (default
+    /// 1000). A first append to a new stream beyond it is a 403; the
+    /// streams there keep working.
+    pub max_streams: Option<usize>,
+}
+
+/// Default of `streams_api.max_streams`.
+pub const DEFAULT_MAX_STREAMS: usize = 1000;
+
+impl StreamsApiConfig {
+    pub fn max_streams(&self) -> usize {
+        self.max_streams.unwrap_or(DEFAULT_MAX_STREAMS)
+    }
 }
 
 /// One HTTP Basic user of the streams API. The password may be a secret
-/// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`).
+/// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`); it must be
+/// 12 characters or more and no placeholder (`CHANGE-ME`...), or
+/// switchyard does not start.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicCredential {
@@ -1006,6 +1021,9 @@ impl Config {
         if let Some(api) = &self.streams_api {
             if api.credentials.is_empty() {
                 return Err("`streams_api.credentials` is empty: give at least one user".into());
+            }
+            if api.max_streams == Some(0) {
+                return Err("`streams_api.max_streams` must be at least 1".into());
             }
         }
         if let Some(api) = &self.ingest_api {

@@ -36,6 +36,85 @@ pub const MAX_LIMIT: usize = 1000;
 /// Longest stream name, producer id or consumer id.
 const MAX_NAME: usize = 200;
 
+/// Shortest password of a streams API user.
+pub const MIN_PASSWORD: usize = 12;
+
+/// Why a credential of `streams_api.credentials` cannot be used. Never
+/// holds the password.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// Its secret reference names nothing readable.
+    #[error("invalid routes file {path}: {message}")]
+    Unresolved {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// The password is too short or a placeholder.
+    #[error("invalid routes file {path}: streams_api.credentials[{index}] (user `{user}`): {why}")]
+    Unfit {
+        path: std::path::PathBuf,
+        index: usize,
+        user: String,
+        why: String,
+    },
+}
+
+/// Each user of `api` with their password, read from its reference and
+/// checked: switchyard does not start with a short or placeholder one
+/// (a `CHANGE-ME` left from an example would be a published password).
+pub fn resolve_credentials(
+    api: &crate::config::StreamsApiConfig,
+    config_path: &std::path::Path,
+) -> Result<Vec<(String, String)>, CredentialError> {
+    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
+    api.credentials
+        .iter()
+        .enumerate()
+        .map(|(index, credential)| {
+            let at = format!("streams_api.credentials[{index}].password");
+            let password = crate::config::secrets::resolve_string(&credential.password, &at, base)
+                .map_err(|message| CredentialError::Unresolved {
+                    path: config_path.to_owned(),
+                    message,
+                })?;
+            check_password(&password).map_err(|why| CredentialError::Unfit {
+                path: config_path.to_owned(),
+                index,
+                user: credential.user.clone(),
+                why,
+            })?;
+            Ok((credential.user.clone(), password))
+        })
+        .collect()
+}
+
+/// Why `password` is unfit, if it is: too short, or a placeholder (one
+/// that says to change it, or one character repeated). The reason never
+/// quotes it.
+fn check_password(password: &str) -> Result<(), String> {
+    let length = password.chars().count();
+    let letters: String = password
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    const PLACEHOLDERS: &[&str] = &["changeme", "replaceme", "placeholder", "yourpassword"];
+    let placeholder = PLACEHOLDERS.iter().any(|p| letters.contains(p))
+        || (!password.is_empty() && password.chars().all(|c| password.starts_with(c)));
+    if placeholder {
+        return Err(format!(
+            "the password is a placeholder; give a real one ({MIN_PASSWORD} characters or more, \
+             e.g. `openssl rand -hex 12`)"
+        ));
+    }
+    if length < MIN_PASSWORD {
+        return Err(format!(
+            "the password must be at least {MIN_PASSWORD} characters (got {length})"
+        ));
+    }
+    Ok(())
+}
+
 /// What the streams handlers need.
 pub struct StreamsHttp {
     pub store: Arc<StreamStore>,
@@ -305,6 +384,7 @@ pub struct ReadEvent {
         (status = 401, description = "\"Unauthorized\"", body = String),
         (status = 413, description = "\"Payload Too Large - ...\"", body = String),
         (status = 415, description = "\"Unsupported Media Type - ...\"", body = String),
+        (status = 403, description = "\"Forbidden - no new stream: ...\": the stream is new and the server keeps as many streams as it may (`streams_api.max_streams`)", body = String),
         (status = 423, description = "\"Locked - Second writers not allowed\": the stream belongs to another producer", body = String),
         (status = 500, description = "\"Internal Server Error - ...\"", body = String),
     )
@@ -345,6 +425,10 @@ pub async fn append(
             "Locked - Second writers not allowed",
         )),
         Err(StreamError::InvalidName(why)) => Err(bad_request(why)),
+        Err(e @ StreamError::TooManyStreams { .. }) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("Forbidden - no new stream: {e}"),
+        )),
         Err(e) => Err(server_error(e)),
     }
 }
@@ -506,6 +590,32 @@ pub async fn acknowledge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_and_placeholder_passwords_are_refused_without_quoting_them() {
+        for fine in ["demo-password", "0123456789abcdef", "correct horse battery"] {
+            assert_eq!(check_password(fine), Ok(()), "{fine}");
+        }
+        for placeholder in [
+            "CHANGE-ME",
+            "change_me_please_now",
+            "ChangeMe-0123456789",
+            "REPLACE-ME-WITH-A-SECRET",
+            "<your-password-here>",
+            "xxxxxxxxxxxxxxxx",
+        ] {
+            let why = check_password(placeholder).unwrap_err();
+            assert!(
+                why.starts_with("the password is a placeholder"),
+                "{placeholder}: {why}"
+            );
+            assert!(!why.contains(placeholder), "{why}");
+        }
+        assert_eq!(
+            check_password("s3cret"),
+            Err("the password must be at least 12 characters (got 6)".into())
+        );
+    }
 
     #[test]
     fn the_event_id_comes_first() {
