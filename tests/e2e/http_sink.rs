@@ -236,7 +236,7 @@ async fn a_halting_route_keeps_its_offset_until_the_endpoint_takes_the_record() 
     let (code, _) = http_request(
         "DELETE",
         &format!("{}/_mock/faults", crm.url),
-        None,
+        Some(MOCK_CRM_CONTROL_TOKEN),
         Vec::new(),
     );
     assert_eq!(code, 200);

@@ -34,10 +34,14 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
         "/trips/{id}",
         &["200", "400", "404", "413", "415", "default"],
     ),
-    ("post", "/_mock/faults", &["200", "400", "413", "415"]),
-    ("delete", "/_mock/faults", &["200"]),
+    (
+        "post",
+        "/_mock/faults",
+        &["200", "400", "401", "403", "413", "415"],
+    ),
+    ("delete", "/_mock/faults", &["200", "401", "403"]),
     ("get", "/_mock/stats", &["200"]),
-    ("post", "/_mock/reset", &["200"]),
+    ("post", "/_mock/reset", &["200", "401", "403"]),
 ];
 
 async fn spec() -> Value {
@@ -88,6 +92,28 @@ async fn every_operation_is_documented_with_every_status_it_answers() {
     }
     let created = &spec["paths"]["/users"]["post"]["responses"]["201"];
     assert!(created["headers"].get("Location").is_some(), "{created}");
+    // The controls that change the mock declare its control token; the
+    // rest, the counters included, are open.
+    assert_eq!(
+        spec["components"]["securitySchemes"]["control_token"]["scheme"],
+        "bearer"
+    );
+    for (method, path, _) in OPERATIONS {
+        let guarded = matches!(
+            (*method, *path),
+            ("post" | "delete", "/_mock/faults") | ("post", "/_mock/reset")
+        );
+        let security = &spec["paths"][path][method]["security"];
+        if guarded {
+            assert_eq!(
+                security,
+                &serde_json::json!([{"control_token": []}]),
+                "{method} {path}"
+            );
+        } else {
+            assert!(security.is_null(), "{method} {path}: {security}");
+        }
+    }
 }
 
 #[tokio::test]
