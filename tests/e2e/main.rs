@@ -2,6 +2,7 @@
 //! One test binary, so everything builds once.
 
 mod admin_routes;
+mod api_contract;
 mod api_docs;
 mod bad_input;
 mod delivery;

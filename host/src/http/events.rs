@@ -188,23 +188,33 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// A user activity event, as posted. What is required and allowed is the
-/// ingest route's validation; these are the rules of the bundled example.
+/// ingest route's validation; these are the rules of the bundled example
+/// (and of `make run`). Other fields are kept as they are.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserEvent {
     /// Who did it.
-    #[schema(example = "u1")]
+    #[schema(example = "u1", min_length = 1)]
     pub user_id: String,
     /// What happened.
     #[serde(rename = "type")]
     #[schema(example = "login")]
-    pub kind: String,
+    pub kind: EventType,
     /// When (RFC 3339); the server's time when missing.
     #[schema(example = "2025-11-06T18:00:00Z", format = DateTime)]
     pub timestamp: Option<String>,
     /// Anything else, as an object.
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
+}
+
+/// What a user did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Login,
+    Logout,
+    Purchase,
 }
 
 /// `202 Accepted`: the event is on the broker.
@@ -216,6 +226,7 @@ pub struct Accepted {
 
 /// An event the validation refused: every reason.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Invalid {
     #[schema(example = "invalid event")]
     pub error: String,
@@ -225,9 +236,20 @@ pub struct Invalid {
 
 /// Any other error: what is wrong.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     #[schema(example = "limit must be a whole number from 1 to 1000 (got \"abc\")")]
     pub error: String,
+}
+
+/// The 400 of `POST /events`: the event was refused with every reason, or
+/// the body is not JSON at all (then only `error` says where).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the two shapes the handler writes
+pub enum RefusedEvent {
+    Invalid(Invalid),
+    Malformed(ErrorBody),
 }
 
 /// The partition key of a posted event: its `userId`, when it is a
@@ -268,7 +290,7 @@ fn body_error(e: BodyError) -> ApiError {
     request_body(content = UserEvent, content_type = "application/json"),
     responses(
         (status = 202, description = "Acknowledged by Kafka", body = Accepted),
-        (status = 400, description = "The event is invalid (every reason given); for malformed JSON the body is `{\"error\": ...}` only", body = Invalid),
+        (status = 400, description = "The event is invalid (every reason given); for malformed JSON the body is `{\"error\": ...}` only", body = RefusedEvent),
         (status = 413, description = "Body larger than the limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "Kafka did not acknowledge in time, or the ingest route is paused; retry", body = ErrorBody),

@@ -313,6 +313,21 @@ fn id_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, Refusal>
     Ok(text)
 }
 
+/// The form of an acknowledgement: `action=ACK`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the form, which is read field by field
+pub struct Acknowledgement {
+    pub action: AckAction,
+}
+
+/// The one action there is.
+#[derive(ToSchema)]
+#[allow(dead_code)] // as above
+pub enum AckAction {
+    #[allow(clippy::upper_case_acronyms)]
+    ACK,
+}
+
 /// An event as a producer posts it.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct StreamEvent {
@@ -326,10 +341,38 @@ pub struct StreamEvent {
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct EventDescription {
-    #[schema(example = "OrderPlaced")]
+    /// Not empty, and neither starting nor ending with white space (the
+    /// white space of Rust's `str::trim`, spelt out so that any regular
+    /// expression engine reads the pattern the same).
+    #[schema(
+        example = "OrderPlaced",
+        pattern = r"^[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]*[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
+    )]
     pub name: String,
-    #[schema(example = 1)]
+    /// A whole number from 0 to 4294967295 (`1.0` reads as `1`, as JSON
+    /// Schema has it; it is stored as `1`).
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(example = 1, minimum = 0, maximum = 4_294_967_295_u64, format = Int64)]
     pub version: u32,
+}
+
+/// A `u32` given as any JSON number with no fraction: JSON (and JSON
+/// Schema) do not tell `1` from `1.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => u32::try_from(n).ok(),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            Some(f as u32)
+        }
+        _ => None,
+    };
+    whole.ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "invalid value: {number}, expected a whole number from 0 to {}",
+            u32::MAX
+        ))
+    })
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -374,19 +417,20 @@ pub struct ReadEvent {
     tag = "streams",
     security(("basic" = [])),
     params(
-        ("stream" = String, Path, description = "Stream name: A-Z, a-z, 0-9, '.', '_', '-'"),
-        ("X-Producer-ID" = String, Header, description = "The producer"),
+        ("stream" = String, Path, description = "Stream name: 1 to 200 of A-Z, a-z, 0-9, '.', '_', '-'", pattern = r"^[A-Za-z0-9._-]{1,200}$"),
+        ("X-Producer-ID" = String, Header, description = "The producer: 1 to 200 visible ASCII characters", pattern = r"^[!-~]{1,200}$"),
     ),
     request_body(content = StreamEvent, content_type = "application/json"),
     responses(
-        (status = 200, description = "The new event's id", body = String, example = json!("3f1c2a9e-5b7d-8c01-8000-00000000002a")),
-        (status = 400, description = "\"Bad Request - ...\": malformed request or event", body = String),
-        (status = 401, description = "\"Unauthorized\"", body = String),
-        (status = 413, description = "\"Payload Too Large - ...\"", body = String),
-        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String),
-        (status = 403, description = "\"Forbidden - no new stream: ...\": the stream is new and the server keeps as many streams as it may (`streams_api.max_streams`)", body = String),
-        (status = 423, description = "\"Locked - Second writers not allowed\": the stream belongs to another producer", body = String),
-        (status = 500, description = "\"Internal Server Error - ...\"", body = String),
+        (status = 200, description = "The new event's id", body = String, content_type = "application/json", example = json!("3f1c2a9e-5b7d-8c01-8000-00000000002a")),
+        (status = 400, description = "\"Bad Request - ...\": malformed request or event", body = String, content_type = "application/json"),
+        (status = 401, description = "\"Unauthorized\"", body = String, content_type = "application/json"),
+        (status = 413, description = "\"Payload Too Large - ...\"", body = String, content_type = "application/json"),
+        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String, content_type = "application/json"),
+        (status = 403, description = "\"Forbidden - no new stream: ...\": the stream is new and the server keeps as many streams as it may (`streams_api.max_streams`)", body = String, content_type = "application/json"),
+        (status = 409, description = "\"Conflict - ...\": the stream is new and its topic would collide with another stream's (Kafka treats '.' and '_' as the same)", body = String, content_type = "application/json"),
+        (status = 423, description = "\"Locked - Second writers not allowed\": the stream belongs to another producer", body = String, content_type = "application/json"),
+        (status = 500, description = "\"Internal Server Error - ...\"", body = String, content_type = "application/json"),
     )
 )]
 pub async fn append(
@@ -425,6 +469,11 @@ pub async fn append(
             "Locked - Second writers not allowed",
         )),
         Err(StreamError::InvalidName(why)) => Err(bad_request(why)),
+        // The name is well formed; another stream holds its place.
+        Err(e @ StreamError::Collides { .. }) => Err(Refusal::new(
+            StatusCode::CONFLICT,
+            format!("Conflict - {e}"),
+        )),
         Err(e @ StreamError::TooManyStreams { .. }) => Err(Refusal::new(
             StatusCode::FORBIDDEN,
             format!("Forbidden - no new stream: {e}"),
@@ -444,17 +493,17 @@ pub async fn append(
     tag = "streams",
     security(("basic" = [])),
     params(
-        ("stream" = String, Path, description = "Stream name"),
-        ("eventName" = String, Query, description = "Which events (mandatory)"),
+        ("stream" = String, Path, description = "Stream name: 1 to 200 of A-Z, a-z, 0-9, '.', '_', '-'", pattern = r"^[A-Za-z0-9._-]{1,200}$"),
+        ("eventName" = String, Query, description = "Which events (mandatory, not empty)", min_length = 1),
         ("limit" = usize, Query, description = "At most this many, 1 to 1000 (mandatory)", minimum = 1, maximum = 1000),
-        ("X-Consumer-ID" = String, Header, description = "The consumer"),
+        ("X-Consumer-ID" = String, Header, description = "The consumer: 1 to 200 visible ASCII characters", pattern = r"^[!-~]{1,200}$"),
     ),
     responses(
         (status = 200, description = "The events, oldest first", body = [ReadEvent]),
-        (status = 400, description = "\"Bad Request - ...\": a parameter is missing or malformed", body = String),
-        (status = 401, description = "\"Unauthorized\"", body = String),
-        (status = 404, description = "\"Not Found - ...\": no such stream", body = String),
-        (status = 500, description = "\"Internal Server Error - ...\"", body = String),
+        (status = 400, description = "\"Bad Request - ...\": a parameter is missing or malformed", body = String, content_type = "application/json"),
+        (status = 401, description = "\"Unauthorized\"", body = String, content_type = "application/json"),
+        (status = 404, description = "\"Not Found - ...\": no such stream", body = String, content_type = "application/json"),
+        (status = 500, description = "\"Internal Server Error - ...\"", body = String, content_type = "application/json"),
     )
 )]
 pub async fn read(
@@ -539,18 +588,18 @@ fn with_event_id(out: &mut Vec<u8>, id: &str, stored: &[u8]) {
     tag = "streams",
     security(("basic" = [])),
     params(
-        ("stream" = String, Path, description = "Stream name"),
-        ("eventID" = String, Path, description = "The event's id, as returned by a read"),
-        ("X-Consumer-ID" = String, Header, description = "The consumer"),
+        ("stream" = String, Path, description = "Stream name: 1 to 200 of A-Z, a-z, 0-9, '.', '_', '-'", pattern = r"^[A-Za-z0-9._-]{1,200}$"),
+        ("eventID" = uuid::Uuid, Path, description = "The event's id, as returned by a read"),
+        ("X-Consumer-ID" = String, Header, description = "The consumer: 1 to 200 visible ASCII characters", pattern = r"^[!-~]{1,200}$"),
     ),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", example = "action=ACK"),
+    request_body(content = Acknowledgement, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "\"OK\": position moved", body = String),
-        (status = 400, description = "\"Bad Request - ...\": no `action=ACK`, or a malformed id", body = String),
-        (status = 401, description = "\"Unauthorized\"", body = String),
-        (status = 404, description = "\"Not Found\": no such stream or event", body = String),
-        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String),
-        (status = 500, description = "\"Internal Server Error - ...\"", body = String),
+        (status = 200, description = "\"OK\": position moved", body = String, content_type = "application/json"),
+        (status = 400, description = "\"Bad Request - ...\": no `action=ACK`, or a malformed id", body = String, content_type = "application/json"),
+        (status = 401, description = "\"Unauthorized\"", body = String, content_type = "application/json"),
+        (status = 404, description = "\"Not Found\": no such stream or event", body = String, content_type = "application/json"),
+        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String, content_type = "application/json"),
+        (status = 500, description = "\"Internal Server Error - ...\"", body = String, content_type = "application/json"),
     )
 )]
 pub async fn acknowledge(
@@ -615,6 +664,26 @@ mod tests {
             check_password("s3cret"),
             Err("the password must be at least 12 characters (got 6)".into())
         );
+    }
+
+    #[test]
+    fn versions_are_whole_numbers_however_written() {
+        let version = |text: &str| {
+            serde_json::from_str::<EventDescription>(&format!(r#"{{"name":"A","version":{text}}}"#))
+                .map(|e| e.version)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(version("7"), Ok(7));
+        assert_eq!(version("7.0"), Ok(7));
+        assert_eq!(version("4294967295"), Ok(u32::MAX));
+        for bad in ["7.5", "-1", "4294967296", "1e10", "\"7\""] {
+            let e = version(bad).unwrap_err();
+            assert!(
+                e.contains("expected a whole number from 0 to 4294967295")
+                    || e.contains("invalid type"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

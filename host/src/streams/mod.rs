@@ -76,6 +76,13 @@ pub enum StreamError {
     /// with another stream's topic).
     #[error("{0}")]
     InvalidName(String),
+    /// The new stream's topic would collide with another stream's (Kafka
+    /// treats `.` and `_` in topic names as the same).
+    #[error(
+        "stream {stream:?} would collide with stream {other:?}: Kafka treats '.' and '_' in \
+         topic names as the same"
+    )]
+    Collides { stream: String, other: String },
     /// A new stream, and the store already holds the most it may.
     #[error("this server keeps at most {max} streams")]
     TooManyStreams { max: usize },
@@ -213,6 +220,12 @@ impl StreamStore {
                         max: self.max_streams,
                     });
                 }
+                if let Some(other) = self.colliding_stream(stream) {
+                    return Err(StreamError::Collides {
+                        stream: stream.to_owned(),
+                        other,
+                    });
+                }
                 // The topic before the claim: a name Kafka refuses (one
                 // colliding with another stream's, `.` and `_` being the
                 // same to Kafka) must not leave a claimed stream that can
@@ -279,6 +292,19 @@ impl StreamStore {
             .payload(&value);
         self.write(record).await?;
         Ok(())
+    }
+
+    /// Another stream whose topic Kafka would take for `stream`'s: the
+    /// same name but for `.` against `_`.
+    fn colliding_stream(&self, stream: &str) -> Option<String> {
+        let same_to_kafka = |name: &str| name.replace('.', "_");
+        let wanted = same_to_kafka(stream);
+        self.owners.read(|owners| {
+            owners
+                .keys()
+                .find(|other| other.as_str() != stream && same_to_kafka(other) == wanted)
+                .cloned()
+        })
     }
 
     /// The owner of `stream`, claiming it for `producer` if it has none.

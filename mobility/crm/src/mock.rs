@@ -113,11 +113,16 @@ pub async fn require_control_token(
 
 /// The longest a fault may last by time: a day.
 const MAX_FOR_MS: u64 = 24 * 60 * 60 * 1000;
+/// The most requests a fault may count: a billion (and within what every
+/// JSON parser reads as an exact integer).
+const MAX_COUNT: u64 = 1_000_000_000;
 /// The longest added latency: a minute.
 const MAX_DELAY_MS: u64 = 60 * 1000;
 
-/// A fault to inject. At least one of `for_ms` and `count` is required.
+/// A fault to inject. At least one of `for_ms` and `count` is required
+/// (not null); fields it does not have are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": 503, "count": 10, "delay_ms": 200}))]
 pub struct Fault {
     /// The status of every faulted answer, 400..=599.
@@ -126,8 +131,8 @@ pub struct Fault {
     /// For how long, in milliseconds (1..=86400000).
     #[schema(minimum = 1, maximum = 86_400_000, example = 3000)]
     pub for_ms: Option<u64>,
-    /// For how many requests (>= 1).
-    #[schema(minimum = 1, example = 10)]
+    /// For how many requests (1..=1000000000).
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 10)]
     pub count: Option<u64>,
     /// Latency added before each faulted answer, in milliseconds
     /// (0..=60000).
@@ -287,7 +292,7 @@ pub async fn set_fault(
     let mut fields = Fields::new(body);
     let status = fields.integer("status", 400..=599);
     let for_ms = fields.nullable_integer("for_ms", 1..=MAX_FOR_MS);
-    let count = fields.nullable_integer("count", 1..=u64::MAX);
+    let count = fields.nullable_integer("count", 1..=MAX_COUNT);
     let delay_ms = fields.nullable_integer("delay_ms", 0..=MAX_DELAY_MS);
     if !has_end {
         fields.problem("for_ms", "give for_ms, count or both");

@@ -895,7 +895,7 @@ async fn an_invalid_fault_is_refused_with_every_problem() {
         answer.problems(),
         [
             "status: must be between 400 and 599, got 200",
-            "count: must be at least 1, got 0",
+            "count: must be between 1 and 1000000000, got 0",
             "Delay_MS: unknown field (did you mean `delay_ms`?)",
         ]
     );
@@ -910,6 +910,13 @@ async fn an_invalid_fault_is_refused_with_every_problem() {
         .await;
     assert_eq!(answer.status, 400, "{answer:?}");
     assert_eq!(answer.problems(), ["for_ms: give for_ms, count or both"]);
+    let answer = crm
+        .post("/_mock/faults", json!({"status": 503, "count": 1e10}))
+        .await;
+    assert_eq!(
+        answer.problems(),
+        ["count: must be between 1 and 1000000000, got 10000000000"]
+    );
     let answer = crm.post("/_mock/faults", json!({"for_ms": 10.5})).await;
     assert_eq!(
         answer.problems(),
@@ -920,6 +927,12 @@ async fn an_invalid_fault_is_refused_with_every_problem() {
     );
     // Nothing was injected.
     assert_eq!(crm.get("/users").await.status, 200);
+    // A whole number written with a fraction of zero is a whole number.
+    let answer = crm
+        .post("/_mock/faults", json!({"status": 503.0, "count": 1.0}))
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["count"], 1);
 }
 
 #[tokio::test]

@@ -178,3 +178,55 @@ fn is_nullable(property: &Value) -> bool {
     };
     null_type || property["nullable"] == true
 }
+
+#[tokio::test]
+async fn the_document_states_what_the_server_refuses() {
+    let spec = spec().await;
+    let schemas = &spec["components"]["schemas"];
+    // Unknown fields are refused.
+    for name in ["User", "Trip", "UserReplacement", "TripReplacement"] {
+        assert_eq!(
+            schemas[name]["additionalProperties"], false,
+            "{name}: {}",
+            schemas[name]
+        );
+    }
+    assert_eq!(
+        schemas["User"]["properties"]["Email"]["pattern"],
+        "^[^@]+@[^@]+$"
+    );
+    // A replacement takes its `Id` from the path.
+    for (path, name) in [
+        ("/users/{id}", "UserReplacement"),
+        ("/trips/{id}", "TripReplacement"),
+    ] {
+        let body = &spec["paths"][path]["post"]["requestBody"]["content"]["application/json"];
+        assert_eq!(
+            body["schema"]["$ref"],
+            format!("#/components/schemas/{name}"),
+            "{path}"
+        );
+        assert!(schemas[name]["properties"].get("Id").is_none(), "{name}");
+        assert!(
+            !schemas[name]["required"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("Id")),
+            "{name}"
+        );
+    }
+    // A fault needs an end: `for_ms` or `count`, not null.
+    let fault = &schemas["Fault"];
+    let ends = &fault["allOf"][1]["anyOf"];
+    assert_eq!(
+        ends[0]["required"],
+        serde_json::json!(["for_ms"]),
+        "{fault}"
+    );
+    assert_eq!(ends[1]["required"], serde_json::json!(["count"]), "{fault}");
+    assert_eq!(ends[1]["properties"]["count"]["type"], "integer");
+    assert_eq!(
+        fault["allOf"][0]["properties"]["count"]["maximum"],
+        1_000_000_000
+    );
+}
