@@ -223,7 +223,7 @@ async fn slow_clients_are_cut_off_while_well_behaved_ones_are_served() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_limit_wait_for_a_free_slot() {
-    let (sy, public) = start("header_read_timeout_ms = 4000\nmax_connections = 4").await;
+    let (sy, public) = start("header_read_timeout_ms = 6000\nmax_connections = 4").await;
     // Every slot of the public listener taken by a slow client.
     let mut slow = Vec::new();
     for _ in 0..4 {
