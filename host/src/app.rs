@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::{secrets, Config, IngestApiConfig, StreamsApiConfig, SubjectsConfig};
 use crate::control::{watch, ControlPlane, Deps};
+use crate::http::events::EventsApi;
 use crate::http::ingest::IngestApi;
 use crate::http::streams::StreamsHttp;
 use crate::http::{AdminCredential, AdminToken, AppState, KafkaInfo};
@@ -45,6 +46,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     check_admin_exposure(&opts)?;
     let config = Config::load(&opts.config)?;
     let routes = config.resolve(&opts.config)?;
+    let listeners: Vec<SocketAddr> = std::iter::once(opts.http)
+        .chain(config.http.public)
+        .collect();
+    let events_api = EventsApi::open(config.events_api.as_ref(), &opts.config, &listeners)?;
+    let streams_credentials = match &config.streams_api {
+        Some(api) => Some(crate::http::streams::resolve_credentials(
+            api,
+            &opts.config,
+        )?),
+        None => None,
+    };
 
     // Kafka: a real cluster when one is named, else the development broker.
     let brokers = opts
@@ -132,16 +144,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     control.start(routes).await?;
 
-    let streams_api = match &config.streams_api {
-        Some(api) => Some(Arc::new(
-            open_streams_api(api, &opts.config, &kafka, &api_producer, topic_admin).await?,
+    let streams_api = match (&config.streams_api, streams_credentials) {
+        (Some(api), Some(credentials)) => Some(Arc::new(
+            open_streams_api(api, &credentials, &kafka, &api_producer, topic_admin).await?,
         )),
-        None => None,
+        _ => None,
     };
 
-    let listener = tokio::net::TcpListener::bind(opts.http)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
+    let listener = crate::http::serve::bind(opts.http, "--http").await?;
     tracing::info!(addr = %opts.http, "HTTP API listening (GET /healthz, /metrics, /admin)");
     watch::plugins(control.clone(), shutdown.clone()).with_context(|| {
         format!(
@@ -165,7 +175,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         admin_token: opts.admin_token.clone(),
         producer: api_producer.clone(),
         buffers,
-        events_api: config.events_api.clone().map(Arc::new),
+        events_api,
         streams_api,
         ingest_api,
         subjects,
@@ -178,28 +188,29 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         ));
     }
     let app = crate::http::app(app_state.clone());
+    let limits = crate::http::serve::Limits::of(&config.http);
     let public = match config.http.public {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for HTTP on {addr} (`http.public`)"))?;
+            let listener = crate::http::serve::bind(addr, "`http.public`").await?;
             tracing::info!(%addr, "public HTTP API listening (event APIs, /openapi.json, /swagger)");
             let public_app = crate::http::public_app(app_state.clone());
-            let stop = shutdown.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(listener, public_app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            }))
+            Some(tokio::spawn(crate::http::serve::serve(
+                listener,
+                public_app,
+                limits,
+                "public",
+                shutdown.clone(),
+            )))
         }
         None => None,
     };
-    let http_stop = shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await
-    });
+    let http = tokio::spawn(crate::http::serve::serve(
+        listener,
+        app,
+        limits,
+        "main",
+        shutdown.clone(),
+    ));
 
     wait_for_signal().await;
     tracing::info!("shutting down: draining in-flight records and committing offsets");
@@ -222,31 +233,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The streams API's store in Kafka, and its credentials.
+/// The streams API's store in Kafka, with its users' credentials.
 async fn open_streams_api(
     api: &StreamsApiConfig,
-    config_path: &std::path::Path,
+    credentials: &[(String, String)],
     kafka: &KafkaSettings,
     producer: &Producer,
     topic_admin: TopicAdmin,
 ) -> anyhow::Result<StreamsHttp> {
-    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
-    let credentials = api
-        .credentials
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let at = format!("streams_api.credentials[{i}].password");
-            let password = secrets::resolve_string(&c.password, &at, base).map_err(|e| {
-                anyhow::anyhow!("invalid routes file {}: {e}", config_path.display())
-            })?;
-            Ok((c.user.clone(), password))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let store = StreamStore::open(api, kafka, producer.clone(), topic_admin)
         .await
         .context("starting the streams API")?;
-    Ok(StreamsHttp::new(store, &credentials, api.max_body_bytes))
+    Ok(StreamsHttp::new(store, credentials, api.max_body_bytes))
 }
 
 /// The subject key store on its topic (made if missing), with the master

@@ -247,7 +247,7 @@ async fn a_halting_route_keeps_its_offset_until_the_endpoint_takes_the_record() 
     let (code, _) = http_request(
         "DELETE",
         &format!("{}/_mock/faults", crm.url),
-        None,
+        Some(MOCK_CRM_CONTROL_TOKEN),
         Vec::new(),
     );
     assert_eq!(code, 200);
@@ -303,9 +303,10 @@ async fn json_post_delivers_each_keys_values_in_order_with_a_stable_idempotency_
         r#"
 [[routes]]
 name = "hook"
-source = {{ topics = ["{source}"] }}
+source = {{ topics = ["{source}"], group = "{group}" }}
 sink = {{ http = {{ url = "http://{addr}/hook", backoff_ms = 20, max_backoff_ms = 100, concurrency = 4 }} }}
-"#
+"#,
+        group = unique("hook"),
     );
     let mut sy = Switchyard::start(&routes);
     sy.wait_healthy(Duration::from_secs(60));
@@ -404,11 +405,12 @@ async fn redirects_are_not_followed_and_answers_are_read_only_so_far() {
     let routes = format!(
         r#"
 [[routes]]
-name = "hook"
-source = {{ topics = ["{source}"] }}
+name = "redirected"
+source = {{ topics = ["{source}"], group = "{group}" }}
 sink = {{ http = {{ url = "http://{addr}/hook", headers = {{ Authorization = "Bearer sink-secret" }} }} }}
 dead_letter = {{ topic = "{dlq}" }}
-"#
+"#,
+        group = unique("redirected"),
     );
     let mut sy = Switchyard::start(&routes);
     sy.wait_healthy(Duration::from_secs(60));

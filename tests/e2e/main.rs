@@ -2,12 +2,15 @@
 //! One test binary, so everything builds once.
 
 mod admin_routes;
+mod api_contract;
 mod api_docs;
 mod bad_input;
 mod delivery;
+mod deployment;
 mod events_api;
 mod gdpr;
 mod hot_reload;
+mod http_limits;
 mod http_sink;
 mod image;
 mod ingest_api;

@@ -216,7 +216,8 @@ pub enum EraseKey {
     Pseudonym,
 }
 
-/// Extra HTTP listeners, beside the main one (`--http`).
+/// The HTTP listeners: an extra public one beside the main one (`--http`),
+/// and the limits both apply to their clients.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -225,12 +226,66 @@ pub struct HttpConfig {
     /// `"0.0.0.0:5000"`: the port to give API users, while the main one
     /// stays for operators.
     pub public: Option<std::net::SocketAddr>,
+    /// How long a client has to send a request's head (request line and
+    /// headers), in milliseconds (default 10000); also how long an idle
+    /// keep-alive connection stays open. Past it the connection is closed.
+    pub header_read_timeout_ms: Option<u64>,
+    /// How long a client has to send a request's whole body once its head
+    /// has arrived, in milliseconds (default 30000): a total, not a gap
+    /// between reads. Past it the request is answered 408 and the
+    /// connection closed.
+    pub body_read_timeout_ms: Option<u64>,
+    /// Most connections open at once on each listener (default 1024).
+    /// Further clients wait, unaccepted, until one closes.
+    pub max_connections: Option<usize>,
+}
+
+/// Default of `http.header_read_timeout_ms`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default of `http.body_read_timeout_ms`.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Default of `http.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+impl HttpConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.header_read_timeout_ms
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_MS),
+        )
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.body_read_timeout_ms
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_MS),
+        )
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// What the types cannot say: no limit may be zero (a zero timeout
+    /// would close every connection, zero connections would serve none).
+    fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("max_connections", self.max_connections.map(|n| n as u64)),
+        ] {
+            if value == Some(0) {
+                return Err(format!("`http.{field}` must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The events API: `POST /events` runs an HTTP-sourced route's chain on the
 /// body and publishes what it emits; `GET /events` reads the most recent
 /// records of a buffer sink.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EventsApiConfig {
     /// A route with `source = { http = true }`: its chain validates each
@@ -240,6 +295,47 @@ pub struct EventsApiConfig {
     pub recent_buffer: String,
     /// Largest request body in bytes (default 65536); bigger is a 413.
     pub max_body_bytes: Option<usize>,
+    /// Bearer tokens that may read `GET /events`, each a string or a secret
+    /// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`), 16
+    /// characters or more; several let a token be rotated. Absent or
+    /// empty: reads are open to anyone who reaches a listener.
+    #[serde(default)]
+    pub read_tokens: Vec<toml::Value>,
+    /// Reads without a token on a listener beyond loopback are refused at
+    /// start (`GET /events` shows what users did) unless this is `true`:
+    /// the operator's word that those events may be public. Default false;
+    /// contradicts `read_tokens`.
+    #[serde(default)]
+    pub public_reads: bool,
+    /// Largest `limit` of `GET /events`, 1 to 1000 (default 1000): a read
+    /// copies up to this many events. A larger `limit` is a 400 naming it.
+    pub max_limit: Option<usize>,
+}
+
+/// Default and ceiling of `events_api.max_limit`.
+pub const MAX_EVENTS_LIMIT: usize = 1000;
+
+impl EventsApiConfig {
+    pub fn max_limit(&self) -> usize {
+        self.max_limit.unwrap_or(MAX_EVENTS_LIMIT)
+    }
+}
+
+/// Shows how many read tokens there are, never their values.
+impl std::fmt::Debug for EventsApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventsApiConfig")
+            .field("ingest_route", &self.ingest_route)
+            .field("recent_buffer", &self.recent_buffer)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "read_tokens",
+                &format_args!("<{} withheld>", self.read_tokens.len()),
+            )
+            .field("public_reads", &self.public_reads)
+            .field("max_limit", &self.max_limit)
+            .finish()
+    }
 }
 
 /// The streams API: append-only named streams with one producer each and
@@ -263,10 +359,25 @@ pub struct StreamsApiConfig {
     pub replication_factor: Option<i32>,
     /// Largest request body in bytes (default 65536); bigger is a 413.
     pub max_body_bytes: Option<usize>,
+    /// Most streams (each a Kafka topic) producers may create (default
+    /// 1000). A first append to a new stream beyond it is a 403; the
+    /// streams there keep working.
+    pub max_streams: Option<usize>,
+}
+
+/// Default of `streams_api.max_streams`.
+pub const DEFAULT_MAX_STREAMS: usize = 1000;
+
+impl StreamsApiConfig {
+    pub fn max_streams(&self) -> usize {
+        self.max_streams.unwrap_or(DEFAULT_MAX_STREAMS)
+    }
 }
 
 /// One HTTP Basic user of the streams API. The password may be a secret
-/// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`).
+/// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`); it must be
+/// 12 characters or more and no placeholder (`CHANGE-ME`...), or
+/// switchyard does not start.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicCredential {
@@ -1096,6 +1207,7 @@ impl Config {
 
     /// The HTTP APIs name routes and buffers that must exist, as such.
     fn check_apis(&self, routes: &[Route]) -> Result<(), String> {
+        self.http.check()?;
         let mut buffers = std::collections::BTreeSet::new();
         for r in routes {
             match (r.http_source, &r.sink) {
@@ -1145,10 +1257,28 @@ impl Config {
                     api.recent_buffer
                 ));
             }
+            if api.public_reads && !api.read_tokens.is_empty() {
+                return Err(
+                    "`events_api.public_reads = true` and `events_api.read_tokens` contradict \
+                     each other: reads either need a token or are public; keep one"
+                        .into(),
+                );
+            }
+            match api.max_limit {
+                Some(1..=MAX_EVENTS_LIMIT) | None => {}
+                Some(n) => {
+                    return Err(format!(
+                        "`events_api.max_limit` must be 1 to {MAX_EVENTS_LIMIT} (got {n})"
+                    ))
+                }
+            }
         }
         if let Some(api) = &self.streams_api {
             if api.credentials.is_empty() {
                 return Err("`streams_api.credentials` is empty: give at least one user".into());
+            }
+            if api.max_streams == Some(0) {
+                return Err("`streams_api.max_streams` must be at least 1".into());
             }
         }
         if let Some(api) = &self.ingest_api {
@@ -1312,6 +1442,29 @@ mod tests {
             .to_string();
         assert!(err.contains("plugin `nope` not found"), "{err}");
         assert!(err.contains("/tmp/plugins/nope.wasm"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_zero_is_refused() {
+        let config = Config::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert_eq!(config.http.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config.http.body_read_timeout(), Duration::from_secs(30));
+        assert_eq!(config.http.max_connections(), 1024);
+        let text = format!("[http]\nbody_read_timeout_ms = 2500\nmax_connections = 8\n{MINIMAL}");
+        let config = Config::parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(config.http.body_read_timeout(), Duration::from_millis(2500));
+        assert_eq!(config.http.max_connections(), 8);
+        config.resolve(Path::new("x.toml")).unwrap();
+        let zero = format!("[http]\nbody_read_timeout_ms = 0\n{MINIMAL}");
+        let err = Config::parse(&zero, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`http.body_read_timeout_ms` must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
