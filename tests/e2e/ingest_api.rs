@@ -163,3 +163,65 @@ async fn lines_are_published_in_order_and_refusals_are_named() {
     }
     assert!(!sy.log_text().contains(TOKEN), "the token was logged");
 }
+
+/// One post of many lines is run through the chain in batches of the
+/// route's `batch_size`, as records read from Kafka are: no plugin call is
+/// handed more than that, whatever the client sends. Counted from the
+/// plugin's call histogram on `/metrics`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_reaches_plugins_in_batches_of_the_routes_batch_size() {
+    let topic = unique("ingest-batches");
+    create_topics(&[&topic], 1).await;
+    let routes = format!(
+        r#"
+[ingest_api]
+routes = ["batched"]
+tokens = [{{ "$env" = "INGEST_TEST_TOKEN" }}]
+
+[[routes]]
+name = "batched"
+source = {{ http = true }}
+sink = {{ topic = "{topic}" }}
+batch_size = 10
+[[routes.chain]]
+plugin = "validate"
+config.fields.id = {{ required = true, type = "integer" }}
+"#
+    );
+    let mut sy = Switchyard::start_custom(
+        &plugins_dir(),
+        &routes,
+        &["--brokers", &bootstrap()],
+        &[("INGEST_TEST_TOKEN", TOKEN)],
+    );
+    sy.wait_healthy(Duration::from_secs(60));
+    let body: String = (0..95).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    let auth = format!("Bearer {TOKEN}");
+    let reply = post(
+        &sy,
+        "batched",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-ndjson"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["accepted"], 95, "{reply:?}");
+    let (_, metrics) = get_text(&format!("http://{}/metrics", sy.http));
+    let calls: u64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("switchyard_plugin_call_seconds_count")
+                && l.contains("route=\"batched\"")
+                && l.contains("plugin=\"validate\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no call count in:\n{metrics}"));
+    // The first instance's `init` is no `process` call: 95 records in
+    // batches of 10 are 10 calls.
+    assert_eq!(calls, 10, "{metrics}");
+    assert_eq!(read_topic(&topic, 95, Duration::from_secs(30)).len(), 95);
+}
