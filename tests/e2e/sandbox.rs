@@ -2,15 +2,21 @@
 //! traps are isolated to their record, deadlines interrupt, memory is
 //! capped, and an instance that trapped is replaced by a fresh one; then the
 //! same through a route on Kafka, with the dead-letter topic.
+//!
+//! Then each bound a hostile plugin meets, in process: the memory cap
+//! counts every linear memory of an instance, core instances, memories and
+//! tables are bounded, and a call's outputs are capped.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use switchyard::plugin::bindings::Event;
 use switchyard::plugin::pool::Limits;
-use switchyard::plugin::{InstancePool, PluginRuntime};
+use switchyard::plugin::{CallError, InstancePool, PluginRuntime};
 use switchyard::route::chain::{Chain, Destination, FailureKind, RecordResult};
 use switchyard_tests::*;
+
+use crate::hostile_plugins::{hostile, with_extra_instances, Hostility};
 
 const DEADLINE: Duration = Duration::from_millis(200);
 
@@ -226,4 +232,131 @@ memory_limit_mib = 16
         "host memory grew by {grown_kib} KiB"
     );
     assert_eq!(sy.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+const MIB: usize = 1 << 20;
+
+/// Limits of the in-process tests of hostile plugins: a 16 MiB memory cap
+/// and a deadline long enough for a Python instance to start on a busy
+/// machine.
+fn hostile_limits() -> Limits {
+    Limits {
+        call_timeout: Duration::from_millis(1000),
+        memory_bytes: 16 * MIB,
+    }
+}
+
+/// A runtime whose compile cache is the one the test processes share, so
+/// that the 18 MB Python components are compiled once per build.
+fn shared_runtime() -> PluginRuntime {
+    PluginRuntime::new(workspace().join("target/test-cache")).unwrap()
+}
+
+/// A one-step chain of `bytes` (a component) under `limits`.
+fn chain_of(bytes: &[u8], limits: Limits) -> Result<Chain, CallError> {
+    let runtime = shared_runtime();
+    let plugin = runtime
+        .load_bytes("hostile", std::path::Path::new("hostile.wasm"), bytes)
+        .unwrap();
+    let pool = InstancePool::new(runtime, plugin, "{}".into(), "hostile", limits)?;
+    Ok(Chain::new(
+        vec![pool],
+        Destination::topic("out"),
+        &BTreeMap::new(),
+    ))
+}
+
+fn values(result: &RecordResult) -> Vec<Vec<u8>> {
+    result
+        .as_ref()
+        .unwrap_or_else(|f| panic!("the record failed: {f:?}"))
+        .iter()
+        .map(|r| r.value.clone().unwrap_or_default())
+        .collect()
+}
+
+/// Each linear memory of the instance below stays under the 16 MiB cap (the
+/// cap wasmtime's per-memory limit enforced); twelve of them would hold
+/// 144 MiB. The cap is the instance's: the growth traps, naming it.
+#[test]
+fn the_memory_cap_counts_every_linear_memory_of_an_instance() {
+    let component = hostile(Hostility {
+        extra_memories: 12,
+        grow_pages: 192, // 12 MiB each
+        ..Hostility::default()
+    });
+    let chain = chain_of(&component, hostile_limits()).unwrap();
+    let results = chain.run(&events(&["ok-0", "grow", "ok-1"]));
+    assert_eq!(values(&results[0]), [b"ok-0".to_vec()]);
+    let failure = results[1]
+        .as_ref()
+        .err()
+        .unwrap_or_else(|| panic!("12 memories of 12 MiB each were granted under a 16 MiB cap"));
+    assert_eq!(failure.kind, FailureKind::Trap, "{failure:?}");
+    assert!(
+        failure.message.contains("memory cap") && failure.message.contains("memory_limit_mib"),
+        "names the cap: {failure:?}"
+    );
+    assert_eq!(values(&results[2]), [b"ok-1".to_vec()]);
+}
+
+/// Core instances, memories and table elements of one plugin instance are
+/// bounded at instantiation, each refusal naming its bound; the same
+/// plugin without the extras runs.
+#[test]
+fn core_instances_memories_and_tables_of_an_instance_are_bounded() {
+    let plain = hostile(Hostility::default());
+    let chain = chain_of(&plain, hostile_limits()).unwrap();
+    assert_eq!(values(&chain.run(&events(&["x"]))[0]), [b"x".to_vec()]);
+
+    let cases = [
+        ("(module)", 500, "instance"),
+        ("(module (memory 0))", 40, "memor"),
+        ("(module (table 5000000 funcref))", 1, "table"),
+    ];
+    for (module, count, named) in cases {
+        let component = with_extra_instances(&plain, module, count);
+        let err = chain_of(&component, hostile_limits())
+            .err()
+            .unwrap_or_else(|| panic!("{count} x {module} was instantiated"));
+        let text = err.to_string();
+        assert!(
+            matches!(err, CallError::Trap { .. }) && text.contains(named),
+            "{count} x {module}: {text}"
+        );
+        assert!(text.contains("sandbox"), "says which bound: {text}");
+    }
+}
+
+/// A hundred outputs pointing at one 1 MiB region: 100 MiB for the host to
+/// copy from a plugin capped at 16 MiB. The call fails as a breach of the
+/// contract naming the cap on a call's outputs, and only that record fails.
+#[test]
+fn outputs_aliasing_one_region_are_capped_per_call() {
+    let component = hostile(Hostility {
+        alias_outputs: 100,
+        alias_bytes: MIB as u32,
+        ..Hostility::default()
+    });
+    let chain = chain_of(&component, hostile_limits()).unwrap();
+    let results = chain.run(&events(&["ok-0", "alias", "ok-1"]));
+    assert_eq!(values(&results[0]), [b"ok-0".to_vec()]);
+    let failure = match &results[1] {
+        Ok(outputs) => panic!(
+            "the host copied {} outputs, {} MiB in all",
+            outputs.len(),
+            outputs
+                .iter()
+                .map(|o| o.value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+                / MIB
+        ),
+        Err(failure) => failure,
+    };
+    assert_eq!(failure.kind, FailureKind::Contract, "{failure:?}");
+    assert!(
+        failure.message.contains("outputs") && failure.message.contains("16 MiB"),
+        "names the cap: {failure:?}"
+    );
+    assert_eq!(values(&results[2]), [b"ok-1".to_vec()]);
 }

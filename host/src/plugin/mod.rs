@@ -6,8 +6,11 @@
 //! - [`cache`]: precompiled artefacts on disk, keyed by content hash.
 //! - [`pool`]: ready-to-call instances of one plugin configured for one
 //!   route step, and the host side of the plugin's imports.
+//! - The sandbox's bounds: [`limits`] (memory over all of an instance's
+//!   linear memories, core instances, tables).
 
 pub mod cache;
+pub mod limits;
 pub mod pool;
 pub mod runtime;
 

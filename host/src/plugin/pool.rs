@@ -5,6 +5,13 @@
 //! instances are kept in a pool and reused. An instance that traps (a
 //! panic, a missed deadline, the memory cap) is poisoned by wasmtime and is
 //! dropped, never returned to the pool; the next call gets a fresh one.
+//!
+//! Every instance runs within the bounds of the sandbox: a deadline per
+//! call (epoch interruption), one memory cap over all its linear
+//! memories and bounded core instances and tables ([`super::limits`]), at
+//! most as many bytes handed to the host in one go as that cap (wasmtime's
+//! hostcall fuel, counted before the host allocates; past it the call fails
+//! as a broken contract naming the cap).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,10 +19,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::histogram::Histogram;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
+use super::limits::{SandboxLimiter, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
 use super::PluginRuntime;
 use crate::metrics::{self, PluginLabels};
@@ -27,7 +35,7 @@ pub type KvState = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 /// Per-store data: what the host imports can see.
 pub struct HostState {
-    limits: StoreLimits,
+    limiter: SandboxLimiter,
     route: Arc<str>,
     plugin: Arc<str>,
     kv: KvState,
@@ -63,7 +71,7 @@ pub enum CallError {
     #[error("plugin `{plugin}` trapped: {message}")]
     Trap { plugin: String, message: String },
     /// The plugin broke the contract, e.g. returned the wrong number of
-    /// outcomes.
+    /// outcomes, or handed the host more than a call may.
     #[error("plugin `{plugin}` broke the contract: {message}")]
     Contract { plugin: String, message: String },
 }
@@ -186,12 +194,7 @@ impl InstancePool {
 
     fn instantiate(&self) -> Result<Instance, CallError> {
         let state = HostState {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                // A failed `memory.grow` becomes a trap with a clear
-                // message instead of an allocation failure inside the guest.
-                .trap_on_grow_failure(true)
-                .build(),
+            limiter: SandboxLimiter::new(self.limits.memory_bytes),
             route: self.route.clone(),
             plugin: self.plugin_name.clone(),
             kv: self.kv.clone(),
@@ -200,7 +203,11 @@ impl InstancePool {
             subjects: self.runtime.subjects().cloned(),
         };
         let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.limiter);
+        // What the host may allocate for what the instance hands it in one
+        // go (a call's outputs, one import call's arguments): no more than
+        // the instance may hold in its memory, however its lists alias.
+        store.set_hostcall_fuel(self.limits.memory_bytes);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks());
         let bindings = self
@@ -236,10 +243,33 @@ impl InstancePool {
                 timeout: self.limits.call_timeout,
             };
         }
-        CallError::Trap {
-            plugin,
-            message: format!("{error:#}"),
+        let message = format!("{error:#}");
+        // wasmtime's error for exhausted hostcall fuel is a private type:
+        // known by its text (wasmtime is pinned; the sandbox tests would
+        // see a change).
+        if message.contains("fuel allocated for hostcalls has been exhausted") {
+            return CallError::Contract {
+                plugin,
+                message: format!(
+                    "it handed the host more than {} MiB at once: the outputs of one call (keys, \
+                     values, headers, targets and reasons, and their counts, as the host would \
+                     hold them), or the arguments of one import call; the cap is the instance's \
+                     memory cap (`memory_limit_mib`)",
+                    self.limits.memory_bytes >> 20
+                ),
+            };
         }
+        if message.contains("resource limit exceeded") {
+            return CallError::Trap {
+                plugin,
+                message: format!(
+                    "{message}: the sandbox allows a plugin instance at most \
+                     {MAX_CORE_INSTANCES} core instances, {MAX_MEMORIES} linear memories and \
+                     {MAX_TABLES} tables"
+                ),
+            };
+        }
+        CallError::Trap { plugin, message }
     }
 
     fn take(&self) -> Result<Instance, CallError> {
