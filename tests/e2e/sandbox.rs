@@ -5,7 +5,7 @@
 //!
 //! Then each bound a hostile plugin meets, in process: the memory cap
 //! counts every linear memory of an instance, core instances, memories and
-//! tables are bounded, and a call's outputs are capped.
+//! tables are bounded, a call's outputs are capped, and `state` is bounded.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -266,6 +266,16 @@ fn chain_of(bytes: &[u8], limits: Limits) -> Result<Chain, CallError> {
     ))
 }
 
+/// A one-step chain of the built plugin `name`.
+fn built_chain(name: &str, limits: Limits) -> Chain {
+    let runtime = shared_runtime();
+    let plugin = runtime
+        .load(&plugins_dir().join(format!("{name}.wasm")))
+        .unwrap();
+    let pool = InstancePool::new(runtime, plugin, "{}".into(), "hostile", limits).unwrap();
+    Chain::new(vec![pool], Destination::topic("out"), &BTreeMap::new())
+}
+
 fn values(result: &RecordResult) -> Vec<Vec<u8>> {
     result
         .as_ref()
@@ -359,4 +369,32 @@ fn outputs_aliasing_one_region_are_capped_per_call() {
         "names the cap: {failure:?}"
     );
     assert_eq!(values(&results[2]), [b"ok-1".to_vec()]);
+}
+
+/// `state` is bounded per step: in total, per key and per value. A `set`
+/// past a bound traps naming it; values that fit are stored, and a step
+/// whose state is full still runs records that store nothing new.
+#[test]
+fn state_is_bounded_per_step() {
+    let chain = built_chain("chaos", hostile_limits());
+    let results = chain.run(&events(&[
+        "state:4:1000",
+        "state:1024:65536",
+        "state-key:4096",
+        "state:1:2097152",
+        "plain",
+    ]));
+    assert_eq!(values(&results[0]), [b"state:4:1000".to_vec()]);
+    for (result, named) in results[1..4].iter().zip(["state of", "key of", "value of"]) {
+        let failure = result
+            .as_ref()
+            .err()
+            .unwrap_or_else(|| panic!("state took it all ({named})"));
+        assert_eq!(failure.kind, FailureKind::Trap, "{failure:?}");
+        assert!(
+            failure.message.contains("state") && failure.message.contains(named),
+            "names the bound ({named}): {failure:?}"
+        );
+    }
+    assert_eq!(values(&results[4]), [b"plain".to_vec()]);
 }

@@ -7,12 +7,14 @@
 //! - [`pool`]: ready-to-call instances of one plugin configured for one
 //!   route step, and the host side of the plugin's imports.
 //! - The sandbox's bounds: [`limits`] (memory over all of an instance's
-//!   linear memories, core instances, tables).
+//!   linear memories, core instances, tables), [`state`] (the `state`
+//!   import's store).
 
 pub mod cache;
 pub mod limits;
 pub mod pool;
 pub mod runtime;
+pub mod state;
 
 pub use pool::{CallError, InstancePool};
 pub use runtime::{LoadedPlugin, PluginRuntime};
@@ -23,6 +25,11 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
+        imports: {
+            // Past the bounds of the step's state, `set` traps (its WIT
+            // signature has no error to return).
+            "switchyard:plugin/state.set": trappable,
+        },
     });
 
     pub use exports::switchyard::plugin::transform;

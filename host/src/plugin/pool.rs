@@ -11,9 +11,9 @@
 //! memories and bounded core instances and tables ([`super::limits`]), at
 //! most as many bytes handed to the host in one go as that cap (wasmtime's
 //! hostcall fuel, counted before the host allocates; past it the call fails
-//! as a broken contract naming the cap).
+//! as a broken contract naming the cap), and a bounded `state` per route
+//! step ([`super::state`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,20 +25,18 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
 use super::limits::{SandboxLimiter, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
+use super::state::StepState;
 use super::PluginRuntime;
 use crate::metrics::{self, PluginLabels};
 use crate::subjects::crypto::{CryptoError, DataKey, KeyId, Token};
 use crate::subjects::keys::{KeyStore, StoreError};
-
-/// The `state` import's storage: per route step, shared by its instances.
-pub type KvState = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 /// Per-store data: what the host imports can see.
 pub struct HostState {
     limiter: SandboxLimiter,
     route: Arc<str>,
     plugin: Arc<str>,
-    kv: KvState,
+    state: Arc<StepState>,
     /// WASI preview 2, for plugins whose toolchain imports it (Python via
     /// componentize-py): an empty context, so no preopened directories, no
     /// network, no environment variables or arguments; stdin is closed and
@@ -96,7 +94,7 @@ pub struct InstancePool {
     route: Arc<str>,
     plugin_name: Arc<str>,
     limits: Limits,
-    kv: KvState,
+    state: Arc<StepState>,
     idle: Mutex<Vec<Instance>>,
     /// `switchyard_plugin_call_seconds` of this route and plugin.
     call_seconds: Histogram,
@@ -136,7 +134,7 @@ impl InstancePool {
             config_json,
             route: route.into(),
             limits,
-            kv: KvState::default(),
+            state: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -162,7 +160,7 @@ impl InstancePool {
             config_json: self.config_json.clone(),
             route: self.route.clone(),
             limits: self.limits,
-            kv: KvState::default(),
+            state: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -184,7 +182,7 @@ impl InstancePool {
             config_json: self.config_json.clone(),
             route: self.route.clone(),
             limits: self.limits,
-            kv: self.kv.clone(),
+            state: self.state.clone(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -197,7 +195,7 @@ impl InstancePool {
             limiter: SandboxLimiter::new(self.limits.memory_bytes),
             route: self.route.clone(),
             plugin: self.plugin_name.clone(),
-            kv: self.kv.clone(),
+            state: self.state.clone(),
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             subjects: self.runtime.subjects().cloned(),
@@ -374,15 +372,16 @@ impl imports::clock::Host for HostState {
 
 impl imports::state::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.kv.lock().expect("state lock").get(&key).cloned()
+        self.state.get(&key)
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) {
-        self.kv.lock().expect("state lock").insert(key, value);
+    /// Traps past a bound of the step's state (see [`super::state`]).
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(self.state.set(key, value)?)
     }
 
     fn delete(&mut self, key: String) {
-        self.kv.lock().expect("state lock").remove(&key);
+        self.state.delete(&key);
     }
 }
 
