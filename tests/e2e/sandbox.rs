@@ -5,7 +5,8 @@
 //!
 //! Then each bound a hostile plugin meets, in process: the memory cap
 //! counts every linear memory of an instance, core instances, memories and
-//! tables are bounded, a call's outputs are capped, and `state` is bounded.
+//! tables are bounded, a call's outputs are capped, `state` is bounded, and
+//! a blocking WASI call ends at the call's deadline.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -397,4 +398,44 @@ fn state_is_bounded_per_step() {
         );
     }
     assert_eq!(values(&results[4]), [b"plain".to_vec()]);
+}
+
+/// A Python plugin calling `time.sleep(60)` waits in a WASI host call,
+/// where epoch interruption cannot reach it: the host ends the wait at the
+/// call's deadline. The worker is free again and the next record runs.
+#[test]
+fn a_blocking_wasi_call_ends_at_the_call_deadline() {
+    let chain = built_chain("chaos-py", hostile_limits());
+    let started = Instant::now();
+    let results = chain.run(&events(&["sleep"]));
+    let elapsed = started.elapsed();
+    let failure = results[0].as_ref().unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Trap, "{failure:?}");
+    assert!(
+        failure.message.contains("exceeded its 1s deadline"),
+        "{failure:?}"
+    );
+    // Without a bound the call would take the full minute; the margin is
+    // for a busy machine.
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    let after = chain.run(&events(&["print", "after"]));
+    assert_eq!(
+        values(&after[0]),
+        [b"print".to_vec()],
+        "stdout is discarded"
+    );
+    assert_eq!(values(&after[1]), [b"after".to_vec()]);
+}
+
+/// The sandbox has no network: not even a socket can be opened (each would
+/// hold one of the host's file descriptors).
+#[test]
+fn a_python_plugin_cannot_open_a_socket() {
+    let chain = built_chain("chaos-py", hostile_limits());
+    let failure = chain.run(&events(&["socket"])).pop().unwrap().unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Rejected, "{failure:?}");
+    assert!(
+        failure.message.contains("Error"),
+        "the plugin reports the refusal: {failure:?}"
+    );
 }

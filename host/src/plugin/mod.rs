@@ -8,13 +8,15 @@
 //!   route step, and the host side of the plugin's imports.
 //! - The sandbox's bounds: [`limits`] (memory over all of an instance's
 //!   linear memories, core instances, tables), [`state`] (the `state`
-//!   import's store).
+//!   import's store), [`wasi`] (WASI preview 2 with every wait ending at
+//!   the call's deadline).
 
 pub mod cache;
 pub mod limits;
 pub mod pool;
 pub mod runtime;
 pub mod state;
+pub mod wasi;
 
 pub use pool::{CallError, InstancePool};
 pub use runtime::{LoadedPlugin, PluginRuntime};

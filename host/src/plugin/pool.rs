@@ -7,7 +7,8 @@
 //! dropped, never returned to the pool; the next call gets a fresh one.
 //!
 //! Every instance runs within the bounds of the sandbox: a deadline per
-//! call (epoch interruption), one memory cap over all its linear
+//! call (epoch interruption in WebAssembly code, the call's deadline in
+//! WASI waits, see [`super::wasi`]), one memory cap over all its linear
 //! memories and bounded core instances and tables ([`super::limits`]), at
 //! most as many bytes handed to the host in one go as that cap (wasmtime's
 //! hostcall fuel, counted before the host allocates; past it the call fails
@@ -15,7 +16,7 @@
 //! step ([`super::state`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::histogram::Histogram;
 use wasmtime::component::ResourceTable;
@@ -26,6 +27,7 @@ use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
 use super::limits::{SandboxLimiter, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
 use super::state::StepState;
+use super::wasi::{self, WaitPastDeadline};
 use super::PluginRuntime;
 use crate::metrics::{self, PluginLabels};
 use crate::subjects::crypto::{CryptoError, DataKey, KeyId, Token};
@@ -34,6 +36,8 @@ use crate::subjects::keys::{KeyStore, StoreError};
 /// Per-store data: what the host imports can see.
 pub struct HostState {
     limiter: SandboxLimiter,
+    /// When the current call must be over: WASI waits give up then.
+    deadline: Instant,
     route: Arc<str>,
     plugin: Arc<str>,
     state: Arc<StepState>,
@@ -193,10 +197,11 @@ impl InstancePool {
     fn instantiate(&self) -> Result<Instance, CallError> {
         let state = HostState {
             limiter: SandboxLimiter::new(self.limits.memory_bytes),
+            deadline: Instant::now(),
             route: self.route.clone(),
             plugin: self.plugin_name.clone(),
             state: self.state.clone(),
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi::empty_context(),
             table: ResourceTable::new(),
             subjects: self.runtime.subjects().cloned(),
         };
@@ -207,13 +212,13 @@ impl InstancePool {
         // the instance may hold in its memory, however its lists alias.
         store.set_hostcall_fuel(self.limits.memory_bytes);
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
+        self.start_call(&mut store);
         let bindings = self
             .plugin
             .pre
             .instantiate(&mut store)
             .map_err(|e| self.classify(e))?;
-        store.set_epoch_deadline(self.deadline_ticks());
+        self.start_call(&mut store);
         match bindings
             .switchyard_plugin_transform()
             .call_init(&mut store, &self.config_json)
@@ -233,9 +238,18 @@ impl InstancePool {
         (ticks as u64).max(1) + 1
     }
 
+    /// Set the deadline of a call about to start: in epoch ticks for
+    /// WebAssembly code, as an instant for WASI waits.
+    fn start_call(&self, store: &mut Store<HostState>) {
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+    }
+
     fn classify(&self, error: wasmtime::Error) -> CallError {
         let plugin = self.plugin.name.clone();
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+            || error.downcast_ref::<WaitPastDeadline>().is_some()
+        {
             return CallError::Deadline {
                 plugin,
                 timeout: self.limits.call_timeout,
@@ -289,7 +303,7 @@ impl InstancePool {
     /// error for the whole batch.
     pub fn process(&self, batch: &[Event]) -> Result<Vec<Outcome>, CallError> {
         let mut instance = self.take()?;
-        instance.store.set_epoch_deadline(self.deadline_ticks());
+        self.start_call(&mut instance.store);
         let started = std::time::Instant::now();
         let result = instance
             .bindings
@@ -382,6 +396,13 @@ impl imports::state::Host for HostState {
 
     fn delete(&mut self, key: String) {
         self.state.delete(&key);
+    }
+}
+
+impl HostState {
+    /// When the current call must be over.
+    pub(crate) fn call_deadline(&self) -> Instant {
+        self.deadline
     }
 }
 

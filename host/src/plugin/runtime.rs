@@ -47,6 +47,12 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     /// Whether the compile cache had it.
     pub cache: CacheOutcome,
+    /// Whether the component imports WASI (any `wasi:` interface), as
+    /// components from other languages do. WASI calls drive futures with
+    /// `block_on` on the current Tokio runtime, so such a plugin must be
+    /// called from a blocking thread, never on one of the runtime's
+    /// workers.
+    pub imports_wasi: bool,
     pub(crate) pre: PluginPre<HostState>,
 }
 
@@ -87,10 +93,11 @@ impl PluginRuntime {
             .map_err(anyhow::Error::from)
             .context("linking host imports")?;
         // WASI preview 2 for components that import it; each store gets an
-        // empty `WasiCtx` (see `HostState`), so this grants no filesystem,
-        // network, environment or stdio. Components that import no WASI
-        // (Rust plugins) are unaffected.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        // empty `WasiCtx` (see `super::wasi`), so this grants no filesystem,
+        // network, environment or stdio, and its waits end at the call's
+        // deadline. Components that import no WASI (Rust plugins) are
+        // unaffected.
+        super::wasi::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
 
@@ -167,6 +174,7 @@ impl PluginRuntime {
             hash,
             path: path.to_owned(),
             cache,
+            imports_wasi: imports_wasi(engine, &component),
             pre,
         })
     }
@@ -198,4 +206,12 @@ fn check_exports(engine: &Engine, component: &Component) -> anyhow::Result<()> {
         "the component does not implement the world `switchyard:plugin/plugin@0.1.0`: \
          missing export `{TRANSFORM_EXPORT}` ({found})"
     )
+}
+
+/// Whether `component` imports any WASI interface.
+fn imports_wasi(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:"))
 }
