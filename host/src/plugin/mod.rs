@@ -8,11 +8,13 @@
 //!   route step, and the host side of the plugin's imports.
 //! - The sandbox's bounds: [`limits`] (memory over all of an instance's
 //!   linear memories, core instances, tables), [`state`] (the `state`
-//!   import's store), [`wasi`] (WASI preview 2 with every wait ending at
-//!   the call's deadline).
+//!   import's store), [`log`] (the `log` import: one line per message, size
+//!   and rate), [`wasi`] (WASI preview 2 with every wait ending at the
+//!   call's deadline).
 
 pub mod cache;
 pub mod limits;
+pub mod log;
 pub mod pool;
 pub mod runtime;
 pub mod state;

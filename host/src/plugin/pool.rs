@@ -12,8 +12,8 @@
 //! memories and bounded core instances and tables ([`super::limits`]), at
 //! most as many bytes handed to the host in one go as that cap (wasmtime's
 //! hostcall fuel, counted before the host allocates; past it the call fails
-//! as a broken contract naming the cap), and a bounded `state` per route
-//! step ([`super::state`]).
+//! as a broken contract naming the cap), and a bounded `state` and `log`
+//! per route step ([`super::state`], [`super::log`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,6 +25,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
 use super::limits::{SandboxLimiter, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
+use super::log::StepLog;
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
 use super::state::StepState;
 use super::wasi::{self, WaitPastDeadline};
@@ -38,8 +39,7 @@ pub struct HostState {
     limiter: SandboxLimiter,
     /// When the current call must be over: WASI waits give up then.
     deadline: Instant,
-    route: Arc<str>,
-    plugin: Arc<str>,
+    log: Arc<StepLog>,
     state: Arc<StepState>,
     /// WASI preview 2, for plugins whose toolchain imports it (Python via
     /// componentize-py): an empty context, so no preopened directories, no
@@ -96,9 +96,9 @@ pub struct InstancePool {
     plugin: LoadedPlugin,
     config_json: String,
     route: Arc<str>,
-    plugin_name: Arc<str>,
     limits: Limits,
     state: Arc<StepState>,
+    log: Arc<StepLog>,
     idle: Mutex<Vec<Instance>>,
     /// `switchyard_plugin_call_seconds` of this route and plugin.
     call_seconds: Histogram,
@@ -130,13 +130,14 @@ impl InstancePool {
         route: &str,
         limits: Limits,
     ) -> Result<InstancePool, CallError> {
+        let route: Arc<str> = route.into();
         let pool = InstancePool {
             runtime,
-            call_seconds: call_histogram(route, &plugin.name),
-            plugin_name: plugin.name.as_str().into(),
+            call_seconds: call_histogram(&route, &plugin.name),
+            log: Arc::new(StepLog::new(route.clone(), plugin.name.as_str().into())),
             plugin,
             config_json,
-            route: route.into(),
+            route,
             limits,
             state: Arc::default(),
             idle: Mutex::new(Vec::new()),
@@ -159,7 +160,7 @@ impl InstancePool {
         let pool = InstancePool {
             runtime: self.runtime.clone(),
             call_seconds: call_histogram(&self.route, &label),
-            plugin_name: plugin.name.as_str().into(),
+            log: Arc::new(StepLog::new(self.route.clone(), label.into())),
             plugin,
             config_json: self.config_json.clone(),
             route: self.route.clone(),
@@ -181,7 +182,7 @@ impl InstancePool {
         let pool = InstancePool {
             runtime: self.runtime.clone(),
             call_seconds: self.call_seconds.clone(),
-            plugin_name: plugin.name.as_str().into(),
+            log: self.log.clone(),
             plugin,
             config_json: self.config_json.clone(),
             route: self.route.clone(),
@@ -198,8 +199,7 @@ impl InstancePool {
         let state = HostState {
             limiter: SandboxLimiter::new(self.limits.memory_bytes),
             deadline: Instant::now(),
-            route: self.route.clone(),
-            plugin: self.plugin_name.clone(),
+            log: self.log.clone(),
             state: self.state.clone(),
             wasi: wasi::empty_context(),
             table: ResourceTable::new(),
@@ -310,6 +310,7 @@ impl InstancePool {
             .switchyard_plugin_transform()
             .call_process(&mut instance.store, batch);
         self.call_seconds.observe(started.elapsed().as_secs_f64());
+        self.log.report_if_due();
         match result {
             Ok(outcomes) => {
                 self.put(instance);
@@ -363,15 +364,7 @@ impl imports::types::Host for HostState {}
 
 impl imports::log::Host for HostState {
     fn log(&mut self, level: imports::log::Level, message: String) {
-        use imports::log::Level;
-        let (route, plugin) = (&*self.route, &*self.plugin);
-        match level {
-            Level::Trace => tracing::trace!(route, plugin, "{message}"),
-            Level::Debug => tracing::debug!(route, plugin, "{message}"),
-            Level::Info => tracing::info!(route, plugin, "{message}"),
-            Level::Warn => tracing::warn!(route, plugin, "{message}"),
-            Level::Error => tracing::error!(route, plugin, "{message}"),
-        }
+        self.log.log(level, &message);
     }
 }
 

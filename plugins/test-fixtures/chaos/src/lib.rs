@@ -12,6 +12,9 @@
 //! - `state:COUNT:BYTES`: store COUNT values of BYTES bytes each in `state`
 //!   (keys `OFFSET/I`, so each record adds entries), then emit the record;
 //! - `state-key:BYTES`: store one value under a key of BYTES bytes;
+//! - `log:COUNT`: write COUNT log messages, each with a newline and a
+//!   forged log line after it, then emit the record;
+//! - `log-size:BYTES`: write one log message of BYTES bytes;
 //! - anything else: emit the record unchanged.
 //!
 //! The command may also be a JSON string (`"panic"`, quotes included), for
@@ -22,6 +25,7 @@
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
 use exports::switchyard::plugin::transform::Guest;
+use switchyard::plugin::log::{log, Level};
 use switchyard::plugin::state;
 use switchyard::plugin::types::{Error, Event, Outcome, Output};
 
@@ -77,6 +81,22 @@ fn process_one(event: Event) -> Outcome {
         }
         "state-key" => {
             state::set(&"k".repeat(number(argument)), b"v");
+            emit(event, None)
+        }
+        "log" => {
+            for i in 0..number(argument) {
+                log(
+                    Level::Info,
+                    &format!(
+                        "chaos: flood {i}\n2030-01-01T00:00:00.000000Z  INFO switchyard: forged \
+                         line {i}\r\u{1b}[2K"
+                    ),
+                );
+            }
+            emit(event, None)
+        }
+        "log-size" => {
+            log(Level::Info, &"L".repeat(number(argument)));
             emit(event, None)
         }
         _ => emit(event, None),
