@@ -5,8 +5,9 @@
 //!
 //! Then each bound a hostile plugin meets, in process: the memory cap
 //! counts every linear memory of an instance, core instances, memories and
-//! tables are bounded, a call's outputs are capped, `state` is bounded, and
-//! a blocking WASI call ends at the call's deadline.
+//! tables are bounded, a call's outputs are capped, `state` is bounded, a
+//! blocking WASI call ends at the call's deadline, and a file that is not a
+//! plugin is named for what it is.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -437,5 +438,60 @@ fn a_python_plugin_cannot_open_a_socket() {
     assert!(
         failure.message.contains("Error"),
         "the plugin reports the refusal: {failure:?}"
+    );
+}
+
+/// Bytes that are not a plugin are named for what they are, each with what
+/// to do: not WebAssembly at all, a core module, a component that does not
+/// implement the world.
+#[test]
+fn a_file_that_is_not_a_plugin_is_named_for_what_it_is() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = PluginRuntime::new(cache.path().to_owned()).unwrap();
+    let load = |bytes: &[u8]| {
+        let err = runtime
+            .load_bytes("upload", std::path::Path::new("upload.wasm"), bytes)
+            .err()
+            .expect("refused");
+        format!("{err:#}")
+    };
+
+    // 30 MB of random bytes, as an upload of the wrong file would be.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let random: Vec<u8> = (0..30_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let text = load(&random);
+    assert!(text.contains("not WebAssembly at all"), "{text}");
+    assert!(!text.contains("core module"), "{text}");
+    assert!(text.contains("not a WebAssembly component"), "{text}");
+
+    let text = load(&wat::parse_str("(module)").unwrap());
+    assert!(text.contains("a core WebAssembly module"), "{text}");
+    assert!(
+        text.contains("switchyard plugin build"),
+        "says what to do: {text}"
+    );
+
+    let mut truncated = hostile(Hostility::default());
+    truncated.truncate(truncated.len() / 2);
+    let text = load(&truncated);
+    assert!(text.contains("truncated or corrupt"), "{text}");
+
+    let empty_component = wit_component::ComponentEncoder::default()
+        .module(&wat::parse_str("(module)").unwrap())
+        .unwrap()
+        .encode()
+        .unwrap();
+    let text = load(&empty_component);
+    assert!(
+        text.contains("does not implement the world")
+            && text.contains("missing export `switchyard:plugin/transform@0.1.0`"),
+        "{text}"
     );
 }
