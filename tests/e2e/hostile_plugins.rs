@@ -10,6 +10,8 @@
 //! aliasing one region; anything else is emitted unchanged (the tests' own
 //! records start with `o`, as `ok-0`).
 
+use std::path::Path;
+
 /// The world the components are encoded against: the host's own.
 const WIT: &str = include_str!("../../wit/plugin.wit");
 
@@ -262,4 +264,9 @@ fn section(out: &mut Vec<u8>, id: u8, payload: &[u8]) {
     out.push(id);
     leb128(payload.len(), out);
     out.extend_from_slice(payload);
+}
+
+/// Write `bytes` as `dir/NAME.wasm`.
+pub fn install(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(format!("{name}.wasm")), bytes).expect("write a plugin");
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod delivery;
 mod events_api;
 mod gdpr;
+mod hostile;
 mod hostile_plugins;
 mod hot_reload;
 mod http_sink;

@@ -7,7 +7,8 @@
 //! counts every linear memory of an instance, core instances, memories and
 //! tables are bounded, a call's outputs are capped, `state` is bounded, a
 //! blocking WASI call ends at the call's deadline, and a file that is not a
-//! plugin is named for what it is.
+//! plugin is named for what it is. `hostile.rs` runs the same plugins in
+//! routes on Kafka.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
