@@ -30,12 +30,15 @@ say() { echo "check-manifests: $*" >&2; }
 k8s=deploy/kubernetes
 routes_copy=$k8s/switchyard.toml
 
-# The routes file for a pod: switchyard.toml with two settings changed.
+# The routes file for a pod: switchyard.toml with three settings changed.
 #   plugins_dir: a relative one is resolved against the routes file's
 #     folder, /etc/switchyard in a pod (a read-only ConfigMap); the plugins
 #     are in the image, at /srv/switchyard/target/plugins (Dockerfile).
 #   [http] public: loopback is unreachable from outside the pod; all
 #     interfaces, so that the Service's `public` port reaches it.
+#   [events_api] read_tokens: added. Beyond loopback, switchyard refuses
+#     to serve GET /events to anyone; reads need the token in
+#     SWITCHYARD_EVENTS_READ_TOKEN (the Secret).
 # Each must match exactly one line: if switchyard.toml changes them, this
 # fails and says so, rather than shipping a copy with the old settings.
 render_routes() {
@@ -43,8 +46,9 @@ render_routes() {
         BEGIN {
             print "# GENERATED from the repository'"'"'s switchyard.toml by"
             print "# `scripts/check-manifests.sh --sync-routes`; edit that file, then run it."
-            print "# Changed for a pod: plugins_dir (the plugins in the image) and"
-            print "# [http] public (all interfaces, for the Service'"'"'s port 5000)."
+            print "# Changed for a container (a pod, docker compose): plugins_dir (the"
+            print "# plugins in the image), [http] public (all interfaces, for port 5000)"
+            print "# and [events_api] read_tokens (GET /events needs a bearer token)."
             print ""
         }
         $0 == "plugins_dir = \"target/plugins\"" {
@@ -53,16 +57,22 @@ render_routes() {
         $0 == "public = \"127.0.0.1:5000\"" {
             print "public = \"0.0.0.0:5000\""; public++; next
         }
+        $0 == "recent_buffer = \"recent-events\"    # GET /events reads this buffer" {
+            print
+            print "read_tokens = [{ \"$env\" = \"SWITCHYARD_EVENTS_READ_TOKEN\" }]  # GET /events needs one"
+            tokens++; next
+        }
         { print }
         END {
             if (plugins != 1) { print "switchyard.toml: expected one line plugins_dir = \"target/plugins\", found " plugins + 0 "; update render_routes in scripts/check-manifests.sh" > "/dev/stderr"; exit 1 }
             if (public != 1) { print "switchyard.toml: expected one line public = \"127.0.0.1:5000\", found " public + 0 "; update render_routes in scripts/check-manifests.sh" > "/dev/stderr"; exit 1 }
+            if (tokens != 1) { print "switchyard.toml: expected one line recent_buffer = \"recent-events\"    # GET /events reads this buffer, found " tokens + 0 "; update render_routes in scripts/check-manifests.sh" > "/dev/stderr"; exit 1 }
         }
     ' switchyard.toml
 }
 
 # The image must still hold the plugins where the pod's routes file says.
-grep -q '^COPY --from=build /src/target/plugins /srv/switchyard/target/plugins$' Dockerfile || {
+grep -Eq '^COPY --from=build (--chown=[0-9:]+ )?/src/target/plugins /srv/switchyard/target/plugins$' Dockerfile || {
     say "the Dockerfile no longer copies the plugins to /srv/switchyard/target/plugins, where $routes_copy expects them"
     exit 1
 }

@@ -15,7 +15,8 @@
 #                        built here; with it set nothing is built)
 #   MOBILITY_RATE        internal events per second (default 5)
 #   SWITCHYARD_STREAMS_PASSWORD, SWITCHYARD_MASTER_KEY, MOBILITY_INGEST_TOKEN,
-#   MOBILITY_CRM_URL     development values unless set
+#   MOBILITY_CRM_URL, MOCK_CRM_CONTROL_TOKEN
+#                        development values unless set
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,8 @@ bin="${SWITCHYARD_BIN_DIR:-target/release}"
 export SWITCHYARD_STREAMS_PASSWORD="${SWITCHYARD_STREAMS_PASSWORD:-demo-password}"
 export MOBILITY_INGEST_TOKEN="${MOBILITY_INGEST_TOKEN:-development-ingest-token}"
 export MOBILITY_CRM_URL="${MOBILITY_CRM_URL:-http://127.0.0.1:5050}"
+# Unlocks the mock CRM's fault injection and reset (docs/mobility.md).
+export MOCK_CRM_CONTROL_TOKEN="${MOCK_CRM_CONTROL_TOKEN:-development-control-token}"
 if [ -z "${SWITCHYARD_MASTER_KEY:-}" ]; then
     # A fixed, public key: what it encrypts is readable by anyone. The
     # development broker forgets everything at exit anyway.

@@ -10,6 +10,8 @@
 #     itself is installed from PyPI by scripts/build-python-plugins.sh)
 #   - Java and Maven, to fetch and run Apache Kafka for the tests, and
 #     Chromium to test the API explorer pages in a real headless browser
+#   - for the tests too, Schemathesis (pinned, from PyPI, in a virtualenv at
+#     target/schemathesis) to fuzz the APIs against their OpenAPI documents
 set -euo pipefail
 
 say() { echo "setup: $*" >&2; }
@@ -55,5 +57,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The OpenAPI contract tests' fuzzer: every package pinned, in a virtualenv
+# of its own, made again when the pins change.
+if [ "${1:-}" = "--with-kafka" ]; then
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    venv="$root/target/schemathesis"
+    pins="$root/scripts/schemathesis-requirements.txt"
+    stamp="$venv/pins.sha256"
+    want=$(sha256sum "$pins" | cut -d' ' -f1)
+    if [ ! -x "$venv/bin/st" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "installing schemathesis ($(grep '^schemathesis==' "$pins")) into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$pins"
+        echo "$want" >"$stamp"
+    fi
 fi
 say "ready"

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use crate::config::{secrets, Config, IngestApiConfig, StreamsApiConfig, SubjectsConfig};
 use crate::control::{watch, ControlPlane, Deps};
+use crate::http::events::EventsApi;
 use crate::http::ingest::IngestApi;
 use crate::http::streams::StreamsHttp;
-use crate::http::{AdminToken, AppState, KafkaInfo};
+use crate::http::{AdminCredential, AdminToken, AppState, KafkaInfo};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::kafka::topics::{TopicAdmin, TopicSpec};
 use crate::kafka::{KafkaSettings, LoggingContext};
@@ -37,7 +38,7 @@ pub struct RunOptions {
     pub http: SocketAddr,
     pub cache_dir: PathBuf,
     /// Credentials of admin changes; without one they are refused.
-    pub admin_token: Option<AdminToken>,
+    pub admin_token: AdminCredential,
 }
 
 /// Run until SIGTERM or Ctrl-C, then drain and commit.
@@ -45,6 +46,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     check_admin_exposure(&opts)?;
     let config = Config::load(&opts.config)?;
     let routes = config.resolve(&opts.config)?;
+    let listeners: Vec<SocketAddr> = std::iter::once(opts.http)
+        .chain(config.http.public)
+        .collect();
+    let events_api = EventsApi::open(config.events_api.as_ref(), &opts.config, &listeners)?;
+    let streams_credentials = match &config.streams_api {
+        Some(api) => Some(crate::http::streams::resolve_credentials(
+            api,
+            &opts.config,
+        )?),
+        None => None,
+    };
 
     // Kafka: a real cluster when one is named, else the development broker.
     let brokers = opts
@@ -65,11 +77,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             (Some(broker), addr)
         }
     };
+    let properties = config
+        .kafka
+        .properties(opts.config.parent().unwrap_or(std::path::Path::new(".")))
+        .map_err(|e| anyhow::anyhow!("invalid routes file {}: {e}", opts.config.display()))?;
     let kafka = KafkaSettings {
         brokers: brokers.clone(),
-        options: config.kafka.options.clone(),
-        consumer_options: config.kafka.consumer.clone(),
-        producer_options: config.kafka.producer.clone(),
+        options: properties.options,
+        consumer_options: properties.consumer,
+        producer_options: properties.producer,
         embedded: embedded.is_some(),
     };
     tracing::info!(brokers = %kafka.brokers, routes = routes.len(), config = %opts.config.display(), "starting switchyard");
@@ -128,16 +144,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     control.start(routes).await?;
 
-    let streams_api = match &config.streams_api {
-        Some(api) => Some(Arc::new(
-            open_streams_api(api, &opts.config, &kafka, &api_producer, topic_admin).await?,
+    let streams_api = match (&config.streams_api, streams_credentials) {
+        (Some(api), Some(credentials)) => Some(Arc::new(
+            open_streams_api(api, &credentials, &kafka, &api_producer, topic_admin).await?,
         )),
-        None => None,
+        _ => None,
     };
 
-    let listener = tokio::net::TcpListener::bind(opts.http)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", opts.http))?;
+    let listener = crate::http::serve::bind(opts.http, "--http").await?;
     tracing::info!(addr = %opts.http, "HTTP API listening (GET /healthz, /metrics, /admin)");
     watch::plugins(control.clone(), shutdown.clone()).with_context(|| {
         format!(
@@ -147,7 +161,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     })?;
     watch::routes_file(control.clone(), shutdown.clone())
         .with_context(|| format!("cannot watch the routes file {}", opts.config.display()))?;
-    if opts.admin_token.is_none() {
+    opts.admin_token.follow_file(shutdown.clone());
+    if !opts.admin_token.is_set() {
         tracing::warn!("no admin token configured: admin changes are refused; set SWITCHYARD_ADMIN_TOKEN or --admin-token-file");
     }
     let app_state = AppState {
@@ -160,7 +175,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         admin_token: opts.admin_token.clone(),
         producer: api_producer.clone(),
         buffers,
-        events_api: config.events_api.clone().map(Arc::new),
+        events_api,
         streams_api,
         ingest_api,
         subjects,
@@ -173,28 +188,29 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         ));
     }
     let app = crate::http::app(app_state.clone());
+    let limits = crate::http::serve::Limits::of(&config.http);
     let public = match config.http.public {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for HTTP on {addr} (`http.public`)"))?;
+            let listener = crate::http::serve::bind(addr, "`http.public`").await?;
             tracing::info!(%addr, "public HTTP API listening (event APIs, /openapi.json, /swagger)");
             let public_app = crate::http::public_app(app_state.clone());
-            let stop = shutdown.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(listener, public_app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            }))
+            Some(tokio::spawn(crate::http::serve::serve(
+                listener,
+                public_app,
+                limits,
+                "public",
+                shutdown.clone(),
+            )))
         }
         None => None,
     };
-    let http_stop = shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await
-    });
+    let http = tokio::spawn(crate::http::serve::serve(
+        listener,
+        app,
+        limits,
+        "main",
+        shutdown.clone(),
+    ));
 
     wait_for_signal().await;
     tracing::info!("shutting down: draining in-flight records and committing offsets");
@@ -217,31 +233,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The streams API's store in Kafka, and its credentials.
+/// The streams API's store in Kafka, with its users' credentials.
 async fn open_streams_api(
     api: &StreamsApiConfig,
-    config_path: &std::path::Path,
+    credentials: &[(String, String)],
     kafka: &KafkaSettings,
     producer: &Producer,
     topic_admin: TopicAdmin,
 ) -> anyhow::Result<StreamsHttp> {
-    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
-    let credentials = api
-        .credentials
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let at = format!("streams_api.credentials[{i}].password");
-            let password = secrets::resolve_string(&c.password, &at, base).map_err(|e| {
-                anyhow::anyhow!("invalid routes file {}: {e}", config_path.display())
-            })?;
-            Ok((c.user.clone(), password))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let store = StreamStore::open(api, kafka, producer.clone(), topic_admin)
         .await
         .context("starting the streams API")?;
-    Ok(StreamsHttp::new(store, &credentials, api.max_body_bytes))
+    Ok(StreamsHttp::new(store, credentials, api.max_body_bytes))
 }
 
 /// The subject key store on its topic (made if missing), with the master
@@ -297,7 +300,12 @@ async fn open_subjects(
         .await?;
     let keys = KeyStore::open(KeyRing::new(&master), kafka, &keys_topic, producer.clone())
         .await
-        .with_context(|| format!("reading the subject keys from `{keys_topic}`"))?;
+        .with_context(|| format!("reading the subject keys from `{keys_topic}`"))?
+        .with_new_subjects_per_second(
+            settings
+                .new_subjects_per_second
+                .unwrap_or(subjects::keys::DEFAULT_NEW_SUBJECTS_PER_SECOND),
+        );
     tracing::info!(topic = %keys_topic, keys = keys.len(), "subject key store ready");
     Ok(Subjects {
         keys: Arc::new(keys),
@@ -308,6 +316,7 @@ async fn open_subjects(
             .clone()
             .unwrap_or_else(|| subjects::DEFAULT_SUBJECT_FIELD.to_owned()),
         erase_topics: settings.erase_topics.clone(),
+        after_erasure: settings.after_erasure,
     })
 }
 
@@ -341,7 +350,7 @@ fn resolve_ingest_api(
 
 /// Refuse to serve the admin API beyond this machine without credentials.
 fn check_admin_exposure(opts: &RunOptions) -> anyhow::Result<()> {
-    if opts.admin_token.is_none() && !opts.http.ip().is_loopback() {
+    if !opts.admin_token.is_set() && !opts.http.ip().is_loopback() {
         anyhow::bail!(
             "refusing to serve the admin API on {} (not a loopback address) without an admin \
              token: set SWITCHYARD_ADMIN_TOKEN or --admin-token-file, or listen on 127.0.0.1",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::http::AdminToken;
+use crate::http::{AdminCredential, AdminToken};
 use crate::plugin::cache::CompileCache;
 
 #[derive(Debug, Parser)]
@@ -57,9 +57,10 @@ pub struct RunArgs {
     /// [default: $XDG_CACHE_HOME/switchyard/components].
     #[arg(long, env = "SWITCHYARD_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// File holding the admin API's bearer token (at least 16 characters).
-    /// Without a token, admin changes are refused, and the HTTP address
-    /// must be a loopback one.
+    /// File holding the admin API's bearer token (at least 16 characters),
+    /// read again when it changes: the new token is in force within a
+    /// second, the old one refused. Without a token, admin changes are
+    /// refused, and the HTTP address must be a loopback one.
     #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// The admin token itself (prefer the file: environment variables show
@@ -194,19 +195,13 @@ impl RunArgs {
     pub fn into_options(self) -> anyhow::Result<crate::app::RunOptions> {
         let token = match (&self.admin_token_file, &self.admin_token) {
             (Some(path), _) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!("cannot read the admin token file {}: {e}", path.display())
-                })?;
-                Some(
-                    AdminToken::new(&text)
-                        .map_err(|e| anyhow::anyhow!("admin token file {}: {e}", path.display()))?,
-                )
+                AdminCredential::from_file(path.clone()).map_err(anyhow::Error::msg)?
             }
-            (None, Some(token)) => Some(
+            (None, Some(token)) => AdminCredential::fixed(Some(
                 AdminToken::new(token)
                     .map_err(|e| anyhow::anyhow!("SWITCHYARD_ADMIN_TOKEN: {e}"))?,
-            ),
-            (None, None) => None,
+            )),
+            (None, None) => AdminCredential::fixed(None),
         };
         Ok(crate::app::RunOptions {
             config: self.config,

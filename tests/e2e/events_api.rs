@@ -2,7 +2,9 @@
 //! event-API document as written (202, the output shape, `data: null`),
 //! every refusal with its status (400 with every reason, 413, 415, 503,
 //! bad `limit`), what 202 promises (the event is on the topic), the order
-//! and limits of `GET /events`, and the public listener.
+//! and limits of `GET /events`, and the public listener; reads behind a
+//! bearer token, the refusal to start with open reads beyond loopback, and
+//! a configurable largest `limit`.
 
 use std::time::{Duration, Instant};
 
@@ -457,4 +459,251 @@ async fn post_chunked(addr: &str, body: &str) -> String {
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer).await;
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A routes file with the events API, `events_api` settings added to its
+/// table and `public` as the public listener.
+fn events_routes(topic: &str, public: &str, events_api: &str) -> String {
+    format!(
+        r#"
+[http]
+public = "{public}"
+
+[events_api]
+ingest_route = "events-ingest"
+recent_buffer = "recent"
+{events_api}
+
+[[routes]]
+name = "events-ingest"
+source = {{ http = true }}
+sink = {{ topic = "{topic}" }}
+
+[[routes]]
+name = "events-recent"
+source = {{ topics = ["{topic}"], group = "{group}" }}
+sink = {{ buffer = "recent", capacity = 50 }}
+"#,
+        group = unique("readers"),
+    )
+}
+
+const READ_TOKEN: &str = "events-read-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_need_a_bearer_token_when_read_tokens_are_set() {
+    let topic = unique("read-tokens");
+    create_topics(&[&topic], 1).await;
+    let public = free_addr();
+    let routes = events_routes(
+        &topic,
+        &public,
+        r#"read_tokens = [{ "$env" = "EVENTS_READ_TOKEN" }, "a-second-token-for-a-rotation"]"#,
+    );
+    let mut sy = Switchyard::start_custom(
+        &plugins_dir(),
+        &routes,
+        &["--brokers", &bootstrap()],
+        &[("EVENTS_READ_TOKEN", READ_TOKEN)],
+    );
+    sy.wait_healthy(Duration::from_secs(60));
+    // Posting stays open.
+    let posted = call(
+        "POST",
+        &format!("http://{public}/events"),
+        &[("Content-Type", "application/json")],
+        br#"{"userId":"u1","type":"login"}"#,
+    )
+    .await;
+    assert_eq!(posted.status, 202, "{posted:?}");
+
+    let url = format!("http://{public}/events");
+    let bearer = format!("Bearer {READ_TOKEN}");
+    // Without a token, with a wrong one, with another scheme: 401, saying
+    // how to authenticate, on both listeners.
+    for (listener, auth) in [
+        (&public, None),
+        (&sy.http, None),
+        (&public, Some("Bearer not-the-read-token-at-all")),
+        (&public, Some("Basic ZGVtbzpkZW1vLXBhc3N3b3Jk")),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+        let reply = call("GET", &format!("http://{listener}/events"), &headers, b"").await;
+        assert_eq!(reply.status, 401, "{auth:?}: {reply:?}");
+        assert_eq!(reply.headers["www-authenticate"], "Bearer", "{reply:?}");
+        let expected = if auth.is_some_and(|a| a.starts_with("Bearer")) {
+            "the bearer token is not valid"
+        } else {
+            "GET /events needs `Authorization: Bearer <read token>`"
+        };
+        assert_eq!(reply.json()["error"], expected, "{reply:?}");
+    }
+    // With either token: the events.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = call("GET", &url, &[("Authorization", &bearer)], b"").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        if reply.json().as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = call(
+        "GET",
+        &url,
+        &[("Authorization", "bearer a-second-token-for-a-rotation")],
+        b"",
+    )
+    .await;
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(second.json()[0]["userId"], "u1");
+    // The token is checked before the query: a bad limit of an
+    // unauthenticated client is a 401, not a hint.
+    let unauthenticated = call("GET", &format!("{url}?limit=abc"), &[], b"").await;
+    assert_eq!(unauthenticated.status, 401);
+    // Tokens never reach the log.
+    assert!(!sy.log_text().contains(READ_TOKEN), "{}", sy.log_text());
+    assert!(sy.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_reads_beyond_loopback_refuse_to_start_unless_declared_public() {
+    let topic = unique("exposed");
+    let exposed = format!("0.0.0.0:{}", free_addr().rsplit(':').next().unwrap());
+    // The public listener beyond loopback, reads open: refused, naming
+    // both ways out, before anything else starts.
+    let staged = tempfile::tempdir().unwrap();
+    let config = staged.path().join("routes.toml");
+    let write = |text: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "plugins_dir = {:?}\n{text}",
+                plugins_dir().display().to_string()
+            ),
+        )
+        .unwrap()
+    };
+    write(&events_routes(&topic, &exposed, ""));
+    let run = |http: &str| {
+        run_to_exit(
+            &[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--brokers",
+                "127.0.0.1:1",
+                "--http",
+                http,
+            ],
+            Duration::from_secs(60),
+        )
+    };
+    let (code, stderr) = run(&free_addr());
+    assert_ne!(code, Some(0), "{stderr}");
+    for needle in [
+        format!("GET /events would be open to anyone who reaches {exposed}"),
+        "`events_api.read_tokens = [".to_owned(),
+        "`events_api.public_reads = true`".to_owned(),
+    ] {
+        assert!(stderr.contains(&needle), "lacks {needle:?}:\n{stderr}");
+    }
+    // The main listener serves the events API too: the same beyond
+    // loopback (with an admin token, which that listener needs there).
+    write(&events_routes(&topic, &free_addr(), ""));
+    std::fs::write(
+        staged.path().join("admin-token"),
+        "an-admin-token-0123456789",
+    )
+    .unwrap();
+    let main_exposed = format!("0.0.0.0:{}", free_addr().rsplit(':').next().unwrap());
+    let (code, stderr) = run_to_exit(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--brokers",
+            "127.0.0.1:1",
+            "--http",
+            &main_exposed,
+            "--admin-token-file",
+            staged.path().join("admin-token").to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("anyone who reaches {main_exposed}")),
+        "{stderr}"
+    );
+    // Tokens and `public_reads = true` together contradict each other.
+    write(&events_routes(
+        &topic,
+        &exposed,
+        "public_reads = true\nread_tokens = [\"a-read-token-0123456789\"]",
+    ));
+    let (code, stderr) = run(&free_addr());
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "`events_api.public_reads = true` and `events_api.read_tokens` contradict each other"
+        ),
+        "{stderr}"
+    );
+
+    // Declared public on purpose: it starts, says so, and serves.
+    create_topics(&[&topic], 1).await;
+    let mut sy = Switchyard::start(&events_routes(&topic, &exposed, "public_reads = true"));
+    sy.wait_healthy(Duration::from_secs(60));
+    let port = exposed.rsplit(':').next().unwrap();
+    let reply = call("GET", &format!("http://127.0.0.1:{port}/events"), &[], b"").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        sy.log_text()
+            .contains("GET /events is open to anyone who reaches"),
+        "{}",
+        sy.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_largest_limit_is_configurable_and_named_when_exceeded() {
+    let topic = unique("max-limit");
+    create_topics(&[&topic], 1).await;
+    let public = free_addr();
+    let mut sy = Switchyard::start(&events_routes(&topic, &public, "max_limit = 50"));
+    sy.wait_healthy(Duration::from_secs(60));
+    let ok = call("GET", &format!("http://{public}/events?limit=50"), &[], b"").await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    for bad in ["51", "1000"] {
+        let reply = call(
+            "GET",
+            &format!("http://{public}/events?limit={bad}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{reply:?}");
+        assert_eq!(
+            reply.json()["error"],
+            format!("limit must be a whole number from 1 to 50 (got {bad:?})")
+        );
+    }
+    // The document says the same.
+    let spec = call("GET", &format!("http://{public}/openapi.json"), &[], b"")
+        .await
+        .json();
+    let limit = spec["paths"]["/events"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .cloned()
+        .unwrap();
+    assert_eq!(limit["schema"]["maximum"], 50, "{limit}");
+    assert!(
+        limit["description"].as_str().unwrap().contains("1 to 50"),
+        "{limit}"
+    );
 }

@@ -147,7 +147,7 @@ sink = {{ topic = "{unused}" }}
 [[routes]]
 name = "replay"
 source = {{ topics = ["{internal}"], group = "{group}" }}
-chain = [{{ plugin = "decrypt" }}]
+chain = [{{ plugin = "decrypt", config = {{ fields = ["/userId", "/payload/firstName", "/payload/lastName", "/payload/email", "/payload/phone", "/payload/from", "/payload/to"] }} }}]
 sink = {{ buffer = "replayed", capacity = 1000 }}
 dead_letter = {{ topic = "{dlq}" }}
 "#,

@@ -227,6 +227,13 @@ async fn plugin_upload_needs_the_token_and_names_every_bad_request() {
         .as_str()
         .unwrap()
         .starts_with("the request body is empty"));
+    // Past the size a plugin may be: refused, naming the limit.
+    let (code, body) = put("json-set", vec![0u8; (64 << 20) + 1]);
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(
+        body["error"], "the upload is larger than a plugin may be (64 MiB)",
+        "{body}"
+    );
     let (code, body) = put("json-set", b"not wasm".to_vec());
     assert_eq!(code, 422, "{body}");
     let error = body["error"].as_str().unwrap();

@@ -98,6 +98,16 @@ async fn refusals_are_dead_lettered_with_the_answer_and_redeliveries_create_noth
         error.contains("400") && error.contains("Email: not an email address"),
         "the CRM's answer is not in the dead letter: {error}"
     );
+    // The answer is quoted without what the record sent (the CRM echoes
+    // the value it refused), and URLs name records by a placeholder, not
+    // by their id: the record's values may be personal data, which the
+    // dead-letter headers and the log must not repeat.
+    assert!(
+        !error.contains("not-an-email") && !error.contains("/u-2"),
+        "{error}"
+    );
+    assert!(error.contains("<withheld: personal data>"), "{error}");
+    assert!(!sy.log_text().contains("not-an-email"), "{}", sy.log_text());
     assert_eq!(
         refused.value.as_deref(),
         Some(user_op("u-2", "not-an-email").as_str())
@@ -226,9 +236,10 @@ async fn a_halting_route_keeps_its_offset_until_the_endpoint_takes_the_record() 
         .unwrap()
         .to_owned();
     assert!(
-        reason.contains("offset 1") && reason.contains("503"),
+        reason.contains("offset 1") && reason.contains("sink in switchyard"),
         "{reason}"
     );
+    assert!(sy.log_text().contains("503"), "{}", sy.log_text());
     sy.terminate(Duration::from_secs(30));
     assert_eq!(committed_offset(&group, &source, 0), Some(1));
 
@@ -236,7 +247,7 @@ async fn a_halting_route_keeps_its_offset_until_the_endpoint_takes_the_record() 
     let (code, _) = http_request(
         "DELETE",
         &format!("{}/_mock/faults", crm.url),
-        None,
+        Some(MOCK_CRM_CONTROL_TOKEN),
         Vec::new(),
     );
     assert_eq!(code, 200);
@@ -292,9 +303,10 @@ async fn json_post_delivers_each_keys_values_in_order_with_a_stable_idempotency_
         r#"
 [[routes]]
 name = "hook"
-source = {{ topics = ["{source}"] }}
+source = {{ topics = ["{source}"], group = "{group}" }}
 sink = {{ http = {{ url = "http://{addr}/hook", backoff_ms = 20, max_backoff_ms = 100, concurrency = 4 }} }}
-"#
+"#,
+        group = unique("hook"),
     );
     let mut sy = Switchyard::start(&routes);
     sy.wait_healthy(Duration::from_secs(60));
@@ -350,4 +362,67 @@ sink = {{ http = {{ url = "http://{addr}/hook", backoff_ms = 20, max_backoff_ms 
     assert_eq!(idempotency.len(), records.len());
     assert_eq!(received.failed_once.len(), records.len());
     assert!(idempotency.iter().all(|k| received.failed_once.contains(k)));
+}
+
+/// An endpoint that answers with a redirect does not get the sink's
+/// credentials sent on to where it points: the redirect is not followed,
+/// and the record is dead-lettered with the answer, which is read only so
+/// far (a huge body does not fill the sink's memory).
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_are_not_followed_and_answers_are_read_only_so_far() {
+    let followed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            post(|| async {
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, "/elsewhere")],
+                    "x".repeat(4 << 20),
+                )
+            }),
+        )
+        .route(
+            "/elsewhere",
+            post(
+                |State(seen): State<Arc<Mutex<Vec<String>>>>, headers: HeaderMap| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    seen.lock().unwrap().push(auth);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(followed.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (source, dlq) = (unique("redirect"), unique("redirect-dlq"));
+    create_topics(&[&source, &dlq], 1).await;
+    let routes = format!(
+        r#"
+[[routes]]
+name = "redirected"
+source = {{ topics = ["{source}"], group = "{group}" }}
+sink = {{ http = {{ url = "http://{addr}/hook", headers = {{ Authorization = "Bearer sink-secret" }} }} }}
+dead_letter = {{ topic = "{dlq}" }}
+"#,
+        group = unique("redirected"),
+    );
+    let mut sy = Switchyard::start(&routes);
+    sy.wait_healthy(Duration::from_secs(60));
+    produce(&producer(), &source, &[("k".into(), "{}".into())]).await;
+    let dead = read_topic(&dlq, 1, Duration::from_secs(30));
+    assert_eq!(dead.len(), 1, "{}", sy.log_text());
+    let error = &dead[0].headers["switchyard-dlq-error"];
+    assert!(error.contains("answered 307"), "{error}");
+    assert!(error.len() < 1000, "{} bytes of error", error.len());
+    assert!(
+        followed.lock().unwrap().is_empty(),
+        "the redirect was followed"
+    );
+    assert!(!sy.log_text().contains("sink-secret"));
 }

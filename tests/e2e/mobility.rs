@@ -44,7 +44,7 @@ fn check_internal_topic(topic: &str, events: &[Value]) {
             "one key per user"
         );
         assert!(
-            event["userId"].as_str().unwrap().starts_with("sy:v1:"),
+            event["userId"].as_str().unwrap().starts_with("sy:v2:"),
             "{event}"
         );
     }

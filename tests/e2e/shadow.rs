@@ -118,7 +118,10 @@ sink = {{ topic = "{sink}" }}
         let error = answer["error"].as_str().unwrap();
         assert!(error.contains(expect), "{error:?} lacks {expect:?}");
     }
+    // Reading a report needs the token too (its samples show records).
     let (code, _) = http_request("GET", &url("/admin/routes/upper/shadow"), None, vec![]);
+    assert_eq!(code, 401);
+    let (code, _) = call("GET", "/admin/routes/upper/shadow", vec![]);
     assert_eq!(code, 404);
 
     let (code, report) = attach(json!({"candidate": "uppercase-next"}));
@@ -165,7 +168,7 @@ sink = {{ topic = "{sink}" }}
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let report = loop {
-        let (_, report) = get_json(&url("/admin/routes/upper/shadow")).unwrap();
+        let (_, report) = call("GET", "/admin/routes/upper/shadow", vec![]);
         if report["compared"] == N {
             break report;
         }
@@ -203,7 +206,7 @@ sink = {{ topic = "{sink}" }}
         (200, &json!(N)),
         "{body}"
     );
-    assert_eq!(get_json(&url("/admin/routes/upper/shadow")).unwrap().0, 404);
+    assert_eq!(call("GET", "/admin/routes/upper/shadow", vec![]).0, 404);
     let (code, _) = attach(json!({"candidate": "uppercase-next", "step": 1}));
     assert_eq!(code, 200);
     let (code, body) = call("POST", "/admin/routes/upper/shadow/promote", vec![]);
@@ -211,7 +214,7 @@ sink = {{ topic = "{sink}" }}
     let promoted = tag("uppercase", &candidate_bytes);
     assert_eq!(body["serving"], promoted.as_str(), "{body}");
     assert_eq!(
-        get_json(&url("/admin/routes/upper/shadow")).unwrap().0,
+        call("GET", "/admin/routes/upper/shadow", vec![]).0,
         404,
         "promoting detaches"
     );

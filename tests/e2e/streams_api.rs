@@ -378,15 +378,18 @@ async fn every_answer_of_the_api_with_its_exact_text() {
     .await;
     assert_eq!((json_ack.status, json_ack.json()), (415, json!("Unsupported Media Type - Content-Type must be application/x-www-form-urlencoded (got application/json)")));
 
-    // Names Kafka refuses for a topic: 400, and the stream stays free.
+    // A name whose topic collides with another stream's: 409, and the
+    // stream stays free.
     assert_eq!(api.append("a.b", "p1", &event("A", 1)).await.status, 200);
     let collides = api.append("a_b", "p1", &event("A", 1)).await;
-    assert_eq!(collides.status, 400, "{collides:?}");
-    let text = collides.json().as_str().unwrap().to_owned();
-    assert!(
-        text.starts_with("Bad Request - Kafka refuses the stream's topic"),
-        "{text}"
+    assert_eq!(
+        (collides.status, collides.json()),
+        (
+            409,
+            json!("Conflict - stream \"a_b\" would collide with stream \"a.b\": Kafka treats '.' and '_' in topic names as the same")
+        )
     );
+    assert!(!topic_exists(&format!("{tag}.stream.a_b")));
     let unknown = api.read("a_b", "c1", "?eventName=A&limit=1").await;
     assert_eq!(
         unknown.status, 404,
@@ -632,4 +635,64 @@ async fn a_broken_store_is_a_500_naming_the_problem() {
             || text.contains("UnknownPartition"),
         "{text}"
     );
+}
+
+/// Whether the broker has a topic named `topic` (from the list of all,
+/// which never creates one).
+fn topic_exists(topic: &str) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    metadata.topics().iter().any(|t| t.name() == topic)
+}
+
+const FULL: &str = "Forbidden - no new stream: this server keeps at most 2 streams";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_streams_beyond_the_limit_are_refused_and_the_others_keep_working() {
+    let tag = unique("streams-cap");
+    let config = format!("{}max_streams = 2\n", routes(&tag));
+    let a = start(&config);
+    let b = start(&config);
+    let (on_a, on_b) = (Client::of(&a), Client::of(&b));
+    // Two streams, through two instances.
+    assert_eq!(on_a.append("one", "p1", &event("A", 1)).await.status, 200);
+    assert_eq!(on_b.append("two", "p2", &event("A", 1)).await.status, 200);
+    // A third is refused on both, saying why; no topic is made for it.
+    for api in [&on_a, &on_b] {
+        let refused = api.append("three", "p3", &event("A", 1)).await;
+        assert_eq!((refused.status, refused.json()), (403, json!(FULL)));
+    }
+    assert!(!topic_exists(&format!("{tag}.stream.three")));
+    let unknown = on_a.read("three", "c1", "?eventName=A&limit=1").await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    // The streams there are keep working: their owners append, others are
+    // still locked out, consumers read.
+    assert_eq!(on_b.append("one", "p1", &event("A", 2)).await.status, 200);
+    assert_eq!(on_a.append("two", "p9", &event("A", 2)).await.status, 423);
+    assert_eq!(ns(&on_b.next("one", "c1", "A", 10).await), [1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_new_streams_on_one_instance_never_pass_the_limit() {
+    let tag = unique("streams-cap-race");
+    let sy = start(&format!("{}max_streams = 2\n", routes(&tag)));
+    let api = Client::of(&sy);
+    let attempts = (0..6).map(|i| {
+        let api = &api;
+        async move {
+            let reply = api
+                .append(&format!("s{i}"), &format!("p{i}"), &event("A", 1))
+                .await;
+            reply.status
+        }
+    });
+    let mut statuses = futures::future::join_all(attempts).await;
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 403, 403, 403, 403]);
 }

@@ -659,7 +659,12 @@ impl Drop for Service {
     }
 }
 
-/// The mock CRM (`mock-crm`) on a free port.
+/// The control token of the mock CRMs [`MockCrm`] starts: fault injection
+/// and reset need it.
+pub const MOCK_CRM_CONTROL_TOKEN: &str = "e2e-mock-crm-control-token-0123";
+
+/// The mock CRM (`mock-crm`) on a free port, its controls unlocked by
+/// [`MOCK_CRM_CONTROL_TOKEN`].
 pub struct MockCrm {
     pub service: Service,
     /// `http://127.0.0.1:PORT`
@@ -674,7 +679,11 @@ impl MockCrm {
 
     pub fn start_on(addr: &str) -> MockCrm {
         let crm = MockCrm {
-            service: Service::start("mock-crm", &["--listen", addr], &[]),
+            service: Service::start(
+                "mock-crm",
+                &["--listen", addr],
+                &[("MOCK_CRM_CONTROL_TOKEN", MOCK_CRM_CONTROL_TOKEN)],
+            ),
             url: format!("http://{addr}"),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -721,7 +730,20 @@ impl MockCrm {
     /// Answer every CRM request with `status` for `for_ms` milliseconds.
     pub fn fail_for(&self, status: u16, for_ms: u64) {
         let body = serde_json::json!({ "status": status, "for_ms": for_ms });
-        let (code, reply) = post_json(&format!("{}/_mock/faults", self.url), &body);
+        let url = format!("{}/_mock/faults", self.url);
+        let (code, reply) = std::thread::spawn(move || {
+            let response = reqwest::blocking::Client::new()
+                .post(&url)
+                .bearer_auth(MOCK_CRM_CONTROL_TOKEN)
+                .json(&body)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let status = response.status().as_u16();
+            (status, response.text().unwrap_or_default())
+        })
+        .join()
+        .expect("HTTP thread");
         assert_eq!(code, 200, "{reply}");
     }
 }

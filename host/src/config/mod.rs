@@ -68,6 +68,26 @@ pub struct Config {
     /// Subject encryption and erasure (see `docs/gdpr.md`); absent, plugins
     /// cannot encrypt and `/admin/subjects` answers 404.
     pub subjects: Option<SubjectsConfig>,
+
+    /// What routes changed through the admin API may reference.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// Secret references of routes created or changed through the admin API.
+/// A route in this file may reference any environment variable or file;
+/// one sent to the admin API only what is listed here (or what the route
+/// it replaces referenced already), and never a file: a token holder must
+/// not be able to send the master key, or any file the process can read,
+/// to a topic or an endpoint of their choosing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Environment variables such routes may reference, e.g.
+    /// `api_env = ["CRM_TOKEN"]`. Those the file itself uses elsewhere (the
+    /// master key, API tokens, passwords) are never allowed.
+    #[serde(default)]
+    pub api_env: Vec<String>,
 }
 
 /// The settings read once at start (a change needs a restart).
@@ -143,6 +163,29 @@ pub struct SubjectsConfig {
     pub erase_topics: Vec<EraseTopic>,
     /// Replication factor of the two topics (default: the broker's).
     pub replication_factor: Option<i32>,
+    /// What becomes of a subject's data that arrives after its erasure (the
+    /// source that sent it still has it): `"suppress"` (default) encrypts
+    /// it under a key that is destroyed already, so no route can read it
+    /// and nothing of the subject flows on; `"new-lifetime"` gives the
+    /// subject a new key, unlinkable to the old one, as for a new person.
+    #[serde(default)]
+    pub after_erasure: AfterErasure,
+    /// New data subjects that records received over HTTP (the events API,
+    /// the ingest API) may bring per second, in this process (default 100,
+    /// with as many at once). Each gets a key kept until it is erased, so an
+    /// anonymous client posting made-up ids must not grow the key store
+    /// without bound; beyond it, such records are refused for now (503) and
+    /// can be sent again. Records read from Kafka are not limited.
+    pub new_subjects_per_second: Option<u32>,
+}
+
+/// See [`SubjectsConfig::after_erasure`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AfterErasure {
+    #[default]
+    Suppress,
+    NewLifetime,
 }
 
 impl std::fmt::Debug for SubjectsConfig {
@@ -173,7 +216,8 @@ pub enum EraseKey {
     Pseudonym,
 }
 
-/// Extra HTTP listeners, beside the main one (`--http`).
+/// The HTTP listeners: an extra public one beside the main one (`--http`),
+/// and the limits both apply to their clients.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -182,12 +226,66 @@ pub struct HttpConfig {
     /// `"0.0.0.0:5000"`: the port to give API users, while the main one
     /// stays for operators.
     pub public: Option<std::net::SocketAddr>,
+    /// How long a client has to send a request's head (request line and
+    /// headers), in milliseconds (default 10000); also how long an idle
+    /// keep-alive connection stays open. Past it the connection is closed.
+    pub header_read_timeout_ms: Option<u64>,
+    /// How long a client has to send a request's whole body once its head
+    /// has arrived, in milliseconds (default 30000): a total, not a gap
+    /// between reads. Past it the request is answered 408 and the
+    /// connection closed.
+    pub body_read_timeout_ms: Option<u64>,
+    /// Most connections open at once on each listener (default 1024).
+    /// Further clients wait, unaccepted, until one closes.
+    pub max_connections: Option<usize>,
+}
+
+/// Default of `http.header_read_timeout_ms`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default of `http.body_read_timeout_ms`.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Default of `http.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+impl HttpConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.header_read_timeout_ms
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_MS),
+        )
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.body_read_timeout_ms
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_MS),
+        )
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// What the types cannot say: no limit may be zero (a zero timeout
+    /// would close every connection, zero connections would serve none).
+    fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("max_connections", self.max_connections.map(|n| n as u64)),
+        ] {
+            if value == Some(0) {
+                return Err(format!("`http.{field}` must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The events API: `POST /events` runs an HTTP-sourced route's chain on the
 /// body and publishes what it emits; `GET /events` reads the most recent
 /// records of a buffer sink.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EventsApiConfig {
     /// A route with `source = { http = true }`: its chain validates each
@@ -197,6 +295,47 @@ pub struct EventsApiConfig {
     pub recent_buffer: String,
     /// Largest request body in bytes (default 65536); bigger is a 413.
     pub max_body_bytes: Option<usize>,
+    /// Bearer tokens that may read `GET /events`, each a string or a secret
+    /// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`), 16
+    /// characters or more; several let a token be rotated. Absent or
+    /// empty: reads are open to anyone who reaches a listener.
+    #[serde(default)]
+    pub read_tokens: Vec<toml::Value>,
+    /// Reads without a token on a listener beyond loopback are refused at
+    /// start (`GET /events` shows what users did) unless this is `true`:
+    /// the operator's word that those events may be public. Default false;
+    /// contradicts `read_tokens`.
+    #[serde(default)]
+    pub public_reads: bool,
+    /// Largest `limit` of `GET /events`, 1 to 1000 (default 1000): a read
+    /// copies up to this many events. A larger `limit` is a 400 naming it.
+    pub max_limit: Option<usize>,
+}
+
+/// Default and ceiling of `events_api.max_limit`.
+pub const MAX_EVENTS_LIMIT: usize = 1000;
+
+impl EventsApiConfig {
+    pub fn max_limit(&self) -> usize {
+        self.max_limit.unwrap_or(MAX_EVENTS_LIMIT)
+    }
+}
+
+/// Shows how many read tokens there are, never their values.
+impl std::fmt::Debug for EventsApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventsApiConfig")
+            .field("ingest_route", &self.ingest_route)
+            .field("recent_buffer", &self.recent_buffer)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "read_tokens",
+                &format_args!("<{} withheld>", self.read_tokens.len()),
+            )
+            .field("public_reads", &self.public_reads)
+            .field("max_limit", &self.max_limit)
+            .finish()
+    }
 }
 
 /// The streams API: append-only named streams with one producer each and
@@ -220,10 +359,25 @@ pub struct StreamsApiConfig {
     pub replication_factor: Option<i32>,
     /// Largest request body in bytes (default 65536); bigger is a 413.
     pub max_body_bytes: Option<usize>,
+    /// Most streams (each a Kafka topic) producers may create (default
+    /// 1000). A first append to a new stream beyond it is a 403; the
+    /// streams there keep working.
+    pub max_streams: Option<usize>,
+}
+
+/// Default of `streams_api.max_streams`.
+pub const DEFAULT_MAX_STREAMS: usize = 1000;
+
+impl StreamsApiConfig {
+    pub fn max_streams(&self) -> usize {
+        self.max_streams.unwrap_or(DEFAULT_MAX_STREAMS)
+    }
 }
 
 /// One HTTP Basic user of the streams API. The password may be a secret
-/// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`).
+/// reference (`{ "$env" = "NAME" }` or `{ "$file" = "path" }`); it must be
+/// 12 characters or more and no placeholder (`CHANGE-ME`...), or
+/// switchyard does not start.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicCredential {
@@ -250,17 +404,72 @@ pub struct KafkaConfig {
     /// the three, switchyard starts an in-memory development broker.
     pub brokers: Option<String>,
     /// Extra librdkafka properties passed to every client, e.g.
-    /// `{ "security.protocol" = "SASL_SSL" }`. Values are never logged.
+    /// `{ "security.protocol" = "SASL_SSL", "sasl.password" = { "$env" =
+    /// "KAFKA_PASSWORD" } }`. A value is a string, a number or a boolean, or
+    /// a secret reference (`$env`, `$file`) so that passwords stay out of
+    /// this file. Values are never logged.
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: BTreeMap<String, toml::Value>,
     /// librdkafka properties for route consumers only, e.g.
     /// `{ "session.timeout.ms" = "10000" }`.
     #[serde(default)]
-    pub consumer: BTreeMap<String, String>,
+    pub consumer: BTreeMap<String, toml::Value>,
     /// librdkafka properties for the producer only, e.g.
     /// `{ "linger.ms" = "10" }`.
     #[serde(default)]
+    pub producer: BTreeMap<String, toml::Value>,
+}
+
+/// [`KafkaConfig`]'s properties as librdkafka takes them: secrets read.
+#[derive(Clone, Default, PartialEq)]
+pub struct KafkaProperties {
+    pub options: BTreeMap<String, String>,
+    pub consumer: BTreeMap<String, String>,
     pub producer: BTreeMap<String, String>,
+}
+
+/// Shows the property names, never their values.
+impl std::fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProperties")
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("consumer", &self.consumer.keys().collect::<Vec<_>>())
+            .field("producer", &self.producer.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaConfig {
+    /// The properties with their secret references read; `base` is the
+    /// routes file's directory. Messages name the property, never a value.
+    pub fn properties(&self, base: &Path) -> Result<KafkaProperties, String> {
+        let resolve = |table: &BTreeMap<String, toml::Value>, section: &str| {
+            table
+                .iter()
+                .map(|(key, value)| {
+                    let at = format!("kafka.{section}.\"{key}\"");
+                    let text = match value {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Integer(n) => n.to_string(),
+                        toml::Value::Float(n) => n.to_string(),
+                        toml::Value::Boolean(b) => b.to_string(),
+                        toml::Value::Table(_) => secrets::resolve_string(value, &at, base)?,
+                        _ => {
+                            return Err(format!(
+                                "{at}: must be a string, number, boolean or secret reference"
+                            ))
+                        }
+                    };
+                    Ok((key.clone(), text))
+                })
+                .collect::<Result<BTreeMap<_, _>, String>>()
+        };
+        Ok(KafkaProperties {
+            options: resolve(&self.options, "options")?,
+            consumer: resolve(&self.consumer, "consumer")?,
+            producer: resolve(&self.producer, "producer")?,
+        })
+    }
 }
 
 /// Per-route knobs with defaults. Every field is optional in the file.
@@ -436,6 +645,103 @@ pub struct HttpSinkConfig {
     pub max_backoff_ms: Option<u64>,
     /// Keys delivered at once per partition (default 16).
     pub concurrency: Option<usize>,
+    /// `crm-upsert` only: what erasing a data subject (`DELETE
+    /// /admin/subjects/{id}`) does to the endpoint's copies of its personal
+    /// data, for an API without a delete: each entry's records of the
+    /// subject are rewritten with `set` written over them. E.g.
+    /// `{ resource = "users", key = "id", set = { Email = "erased@erased.invalid" } }`
+    /// (the record whose id is the subject's id), or `{ resource = "trips",
+    /// field = "UserId", set = { From = "" } }` (every record whose `UserId`
+    /// is the subject's id; the collection is listed to find them).
+    #[serde(default)]
+    pub on_erasure: Vec<ErasureOverwriteConfig>,
+}
+
+/// One kind of record an erasure overwrites at an HTTP sink's endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureOverwriteConfig {
+    /// The collection, e.g. `"users"` (`{url}/{resource}`).
+    pub resource: String,
+    /// `"id"`: the subject's record is the one whose id is the subject's id.
+    pub key: Option<String>,
+    /// A field naming the subject: every record whose field holds the
+    /// subject's id.
+    pub field: Option<String>,
+    /// Fields written over each record found, e.g. `{ LastName = "(erased)" }`.
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+    /// Fields set to `null` in each record found (TOML has no null).
+    #[serde(default)]
+    pub clear: Vec<String>,
+}
+
+/// Which records of a subject an erasure overwrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErasureMatch {
+    /// The record `{url}/{resource}/{subject id}`.
+    Id,
+    /// The records of `{url}/{resource}` whose field holds the subject id.
+    Field(String),
+}
+
+/// A checked [`ErasureOverwriteConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureOverwrite {
+    pub resource: String,
+    pub matching: ErasureMatch,
+    /// JSON object of the fields to write.
+    pub set: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ErasureOverwriteConfig {
+    fn resolve(&self, at: &str) -> Result<ErasureOverwrite, String> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.resource.is_empty() || !self.resource.chars().all(valid) {
+            return Err(format!(
+                "`{at}.resource` must be letters, digits, `-` or `_`, got {:?}",
+                self.resource
+            ));
+        }
+        let matching = match (self.key.as_deref(), self.field.as_deref()) {
+            (Some("id"), None) => ErasureMatch::Id,
+            (Some(other), None) => {
+                return Err(format!(
+                    "`{at}.key` can only be \"id\" (the record whose id is the subject's id), \
+                     got {other:?}"
+                ))
+            }
+            (None, Some(field)) if !field.is_empty() => ErasureMatch::Field(field.to_owned()),
+            (None, Some(_)) => return Err(format!("`{at}.field` is empty")),
+            _ => {
+                return Err(format!(
+                    "`{at}`: give exactly one of `key = \"id\"` (the record whose id is the \
+                     subject's id) or `field = \"NAME\"` (every record whose NAME holds it)"
+                ))
+            }
+        };
+        if self.set.is_empty() && self.clear.is_empty() {
+            return Err(format!(
+                "`{at}` overwrites nothing: name the fields that hold personal data in `set` \
+                 (what they become) or `clear` (set to null)"
+            ));
+        }
+        let mut set = serde_json::to_value(&self.set)
+            .map_err(|e| format!("`{at}.set`: {e}"))?
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for field in &self.clear {
+            if set.insert(field.clone(), serde_json::Value::Null).is_some() {
+                return Err(format!("`{at}`: `{field}` is in both `set` and `clear`"));
+            }
+        }
+        Ok(ErasureOverwrite {
+            resource: self.resource.clone(),
+            matching,
+            set,
+        })
+    }
 }
 
 /// Shows the header names, never their values.
@@ -482,6 +788,8 @@ pub struct HttpSinkSpec {
     pub format: HttpFormat,
     /// Names and values, secrets resolved.
     pub headers: Vec<(String, String)>,
+    /// What erasing a subject overwrites at the endpoint.
+    pub on_erasure: Vec<ErasureOverwrite>,
     pub timeout: Duration,
     pub retry_budget: Duration,
     pub backoff: Duration,
@@ -566,10 +874,24 @@ impl HttpSinkConfig {
         if max_backoff < backoff {
             return Err("`sink.http.max_backoff_ms` is less than `backoff_ms`".into());
         }
+        if !self.on_erasure.is_empty() && self.format != HttpFormat::CrmUpsert {
+            return Err(
+                "`sink.http.on_erasure` needs `format = \"crm-upsert\"` (records named by \
+                 resource and id)"
+                    .into(),
+            );
+        }
+        let on_erasure = self
+            .on_erasure
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.resolve(&format!("sink.http.on_erasure[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HttpSinkSpec {
             url,
             format: self.format,
             headers,
+            on_erasure,
             timeout: positive(self.timeout_ms, 10_000, "timeout_ms")?,
             retry_budget: Duration::from_millis(self.retry_budget_ms.unwrap_or(300_000)),
             backoff,
@@ -577,6 +899,35 @@ impl HttpSinkConfig {
             concurrency,
         })
     }
+}
+
+/// Why `name` cannot name a route (`kind` = "route", at most 128
+/// characters) or a plugin ("plugin", at most 64), if it cannot. Names
+/// become file names (`plugins_dir/NAME.wasm`), log fields, metric labels
+/// and header values, so they are letters, digits, `-` and `_` (and `.` in
+/// route names): no path, no line break, nothing to escape.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let (max, dot) = if kind == "route" {
+        (128, true)
+    } else {
+        (64, false)
+    };
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dot && c == '.'));
+    if ok {
+        return Ok(());
+    }
+    let allowed = if dot {
+        "letters, digits, '.', '-' or '_'"
+    } else {
+        "letters, digits, '-' or '_'"
+    };
+    Err(format!(
+        "invalid {kind} name {name:?}: use 1 to {max} {allowed}"
+    ))
 }
 
 /// Default size of a buffer sink.
@@ -666,6 +1017,17 @@ fn path_dir(path: &Path) -> &Path {
 
 impl Route {
     /// Every topic this route writes to.
+    /// The scope the tokens this route's plugins make are bound to: its
+    /// sink topic, where they can be read back; for a route whose sink is
+    /// not a topic, `route:NAME` (no topic can be named so: `:` is not
+    /// allowed in topic names), so that they open nowhere else.
+    pub fn token_scope(&self) -> String {
+        match &self.sink {
+            Sink::Topic(topic) => topic.clone(),
+            Sink::Buffer { .. } | Sink::Http(_) => format!("route:{}", self.name),
+        }
+    }
+
     pub fn output_topics(&self) -> impl Iterator<Item = &str> {
         let sink = match &self.sink {
             Sink::Topic(topic) => Some(topic.as_str()),
@@ -715,6 +1077,7 @@ impl Config {
             if r.name.is_empty() {
                 return Err(invalid("a route has an empty `name`".into()));
             }
+            check_name("route", &r.name).map_err(invalid)?;
             if !seen.insert(r.name.as_str()) {
                 return Err(invalid(format!("route name `{}` is used twice", r.name)));
             }
@@ -769,6 +1132,9 @@ impl Config {
             };
             let mut chain = Vec::with_capacity(r.chain.len());
             for (i, step) in r.chain.iter().enumerate() {
+                check_name("plugin", &step.plugin).map_err(|e| {
+                    invalid(format!("route `{}`, chain step {}: {e}", r.name, i + 1))
+                })?;
                 let path = self.plugins_dir.join(format!("{}.wasm", step.plugin));
                 if !path.is_file() {
                     return Err(invalid(format!(
@@ -841,6 +1207,7 @@ impl Config {
 
     /// The HTTP APIs name routes and buffers that must exist, as such.
     fn check_apis(&self, routes: &[Route]) -> Result<(), String> {
+        self.http.check()?;
         let mut buffers = std::collections::BTreeSet::new();
         for r in routes {
             match (r.http_source, &r.sink) {
@@ -890,10 +1257,28 @@ impl Config {
                     api.recent_buffer
                 ));
             }
+            if api.public_reads && !api.read_tokens.is_empty() {
+                return Err(
+                    "`events_api.public_reads = true` and `events_api.read_tokens` contradict \
+                     each other: reads either need a token or are public; keep one"
+                        .into(),
+                );
+            }
+            match api.max_limit {
+                Some(1..=MAX_EVENTS_LIMIT) | None => {}
+                Some(n) => {
+                    return Err(format!(
+                        "`events_api.max_limit` must be 1 to {MAX_EVENTS_LIMIT} (got {n})"
+                    ))
+                }
+            }
         }
         if let Some(api) = &self.streams_api {
             if api.credentials.is_empty() {
                 return Err("`streams_api.credentials` is empty: give at least one user".into());
+            }
+            if api.max_streams == Some(0) {
+                return Err("`streams_api.max_streams` must be at least 1".into());
             }
         }
         if let Some(api) = &self.ingest_api {
@@ -946,6 +1331,46 @@ mod tests {
         assert_eq!(r.tuning.batch_size(), 256);
         assert_eq!(r.tuning.call_timeout(), Duration::from_secs(1));
         assert_eq!(r.start_from, StartFrom::Earliest);
+    }
+
+    #[test]
+    fn kafka_properties_take_secret_references_and_plain_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("password"), "file-password\n").unwrap();
+        let text = r#"
+            [kafka.options]
+            "security.protocol" = "SASL_SSL"
+            "sasl.password" = { "$file" = "password" }
+            [kafka.consumer]
+            "session.timeout.ms" = 10000
+            "enable.partition.eof" = false
+        "#;
+        let config = Config::parse(text, &dir.path().join("routes.toml")).unwrap();
+        let properties = config.kafka.properties(dir.path()).unwrap();
+        assert_eq!(properties.options["sasl.password"], "file-password");
+        assert_eq!(properties.options["security.protocol"], "SASL_SSL");
+        assert_eq!(properties.consumer["session.timeout.ms"], "10000");
+        assert_eq!(properties.consumer["enable.partition.eof"], "false");
+        let missing = r#"kafka.options = { "sasl.password" = { "$env" = "SWITCHYARD_TEST_UNSET_PASSWORD" } }"#;
+        let err = Config::parse(missing, Path::new("x.toml"))
+            .unwrap()
+            .kafka
+            .properties(dir.path())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "kafka.options.\"sasl.password\": environment variable `SWITCHYARD_TEST_UNSET_PASSWORD` is not set"
+        );
+        let list = r#"kafka.producer = { "linger.ms" = [1] }"#;
+        let err = Config::parse(list, Path::new("x.toml"))
+            .unwrap()
+            .kafka
+            .properties(dir.path())
+            .unwrap_err();
+        assert!(
+            err.contains("must be a string, number, boolean or secret reference"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1017,6 +1442,29 @@ mod tests {
             .to_string();
         assert!(err.contains("plugin `nope` not found"), "{err}");
         assert!(err.contains("/tmp/plugins/nope.wasm"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_zero_is_refused() {
+        let config = Config::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert_eq!(config.http.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config.http.body_read_timeout(), Duration::from_secs(30));
+        assert_eq!(config.http.max_connections(), 1024);
+        let text = format!("[http]\nbody_read_timeout_ms = 2500\nmax_connections = 8\n{MINIMAL}");
+        let config = Config::parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(config.http.body_read_timeout(), Duration::from_millis(2500));
+        assert_eq!(config.http.max_connections(), 8);
+        config.resolve(Path::new("x.toml")).unwrap();
+        let zero = format!("[http]\nbody_read_timeout_ms = 0\n{MINIMAL}");
+        let err = Config::parse(&zero, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`http.body_read_timeout_ms` must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

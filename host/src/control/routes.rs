@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::routes_file::{self, EditError};
 use super::ControlPlane;
 use crate::config::{Config, Route, Sink};
-use crate::plugin::pool::Limits;
+use crate::plugin::pool::{Limits, RouteScope};
 use crate::plugin::InstancePool;
 use crate::route::chain::{Chain, Destination};
 use crate::route::http_sink::HttpSink;
@@ -94,6 +94,18 @@ impl ControlPlane {
     /// The runtimes of every known route, paused ones included.
     pub(super) fn live_runtimes(&self) -> Vec<Arc<RouteRuntime>> {
         self.routes().values().map(|l| l.rt.clone()).collect()
+    }
+
+    /// The HTTP sinks of the routes known here (running or paused) whose
+    /// endpoints keep copies that erasing a subject overwrites.
+    pub fn erasure_sinks(&self) -> Vec<Arc<HttpSink>> {
+        self.live_runtimes()
+            .iter()
+            .filter_map(|rt| match rt.chain().sink() {
+                Destination::Http(sink) if sink.erases() => Some(sink.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The runtime of route `name`, if it is known (running or paused).
@@ -295,7 +307,7 @@ impl ControlPlane {
                 self.inner.deps.runtime.clone(),
                 plugin,
                 step.config_json.clone(),
-                &route.name,
+                RouteScope::new(&route.name, &route.token_scope()),
                 limits,
             )
             .with_context(context)?;
@@ -312,11 +324,16 @@ impl ControlPlane {
                 name: name.as_str().into(),
                 buffer: self.inner.deps.buffers.open(name, *capacity),
             },
-            Sink::Http(spec) => {
-                Destination::Http(Arc::new(HttpSink::new(&route.name, spec).with_context(
-                    || format!("route `{}`: creating the HTTP sink's client", route.name),
-                )?))
-            }
+            Sink::Http(spec) => Destination::Http(Arc::new(
+                HttpSink::new(
+                    &route.name,
+                    spec,
+                    self.inner.deps.runtime.subjects().cloned(),
+                )
+                .with_context(|| {
+                    format!("route `{}`: creating the HTTP sink's client", route.name)
+                })?,
+            )),
         };
         Ok(Chain::new(pools, sink, &outputs))
     }

@@ -24,6 +24,7 @@ pub enum EditError {
 
 /// `text` with `route` (a route as JSON, as in the routes file) appended.
 pub fn add_route(text: &str, route: &Value) -> Result<String, EditError> {
+    check_secret_references(text, None, route)?;
     let (name, table) = route_table(route)?;
     let mut doc = parse(text)?;
     let routes = routes_mut(&mut doc)?;
@@ -36,6 +37,7 @@ pub fn add_route(text: &str, route: &Value) -> Result<String, EditError> {
 
 /// `text` with route `name` replaced by `route`, in place.
 pub fn replace_route(text: &str, name: &str, route: &Value) -> Result<String, EditError> {
+    check_secret_references(text, Some(name), route)?;
     let (new_name, table) = route_table(route)?;
     if new_name != name {
         return Err(EditError::Invalid(format!(
@@ -71,6 +73,132 @@ pub fn set_paused(text: &str, name: &str, paused: bool) -> Result<String, EditEr
         table.remove("paused");
     }
     Ok(doc.to_string())
+}
+
+/// Environment variables no route sent to the admin API may reference,
+/// whatever `secrets.api_env` says: the admin token's and the master key's.
+const RESERVED_ENV: &[&str] = &["SWITCHYARD_ADMIN_TOKEN", "SWITCHYARD_MASTER_KEY"];
+
+/// A secret reference found in a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reference {
+    /// Where, e.g. `sink.http.headers.Authorization`.
+    at: String,
+    /// `$env` or `$file`.
+    kind: String,
+    /// The variable's name or the file's path.
+    target: String,
+}
+
+/// Refuse the secret references of `route` (sent to the admin API,
+/// replacing route `replacing` if given) that `text`, the routes file,
+/// does not allow: a file, a variable the file uses for its own secrets or
+/// one reserved, or a variable neither in `secrets.api_env` nor referenced
+/// the same way by the route being replaced.
+fn check_secret_references(
+    text: &str,
+    replacing: Option<&str>,
+    route: &Value,
+) -> Result<(), EditError> {
+    let mut wanted = Vec::new();
+    references(route, String::new(), &mut wanted);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let file: toml::Table =
+        toml::from_str(text).map_err(|e| EditError::File(format!("it is not valid TOML: {e}")))?;
+    let as_json = |value: &toml::Value| serde_json::to_value(value).unwrap_or_default();
+    // What the replaced route referenced already, anywhere in it.
+    let mut had = Vec::new();
+    if let (Some(name), Some(toml::Value::Array(routes))) = (replacing, file.get("routes")) {
+        if let Some(old) = routes
+            .iter()
+            .find(|r| r.get("name").and_then(|n| n.as_str()) == Some(name))
+        {
+            references(&as_json(old), String::new(), &mut had);
+        }
+    }
+    // What the file's own settings reference: never for an API route.
+    let mut own = Vec::new();
+    for (key, value) in file.iter().filter(|(key, _)| *key != "routes") {
+        references(&as_json(value), key.clone(), &mut own);
+    }
+    let allowed: Vec<&str> = file
+        .get("secrets")
+        .and_then(|s| s.get("api_env"))
+        .and_then(|list| list.as_array())
+        .map(|list| list.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let mut refused = Vec::new();
+    for reference in &wanted {
+        let Reference { at, kind, target } = reference;
+        let kept = had.iter().any(|h| h.kind == *kind && h.target == *target);
+        let reason = if kind == "$file" {
+            (!kept).then(|| {
+                "routes sent to the admin API may not read files (put the route in the routes \
+                 file instead)"
+                    .to_owned()
+            })
+        } else if RESERVED_ENV.contains(&target.as_str())
+            || own.iter().any(|o| o.kind == "$env" && o.target == *target)
+        {
+            Some("it holds one of switchyard's own secrets".to_owned())
+        } else if !kept && !allowed.contains(&target.as_str()) {
+            Some("list it in `secrets.api_env` in the routes file to allow it".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            refused.push(format!(
+                "`{at}` references {{ \"{kind}\" = {target:?} }}: {reason}"
+            ));
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(EditError::Invalid(format!(
+            "invalid route: secret references not allowed through the admin API: {}",
+            refused.join("; ")
+        )))
+    }
+}
+
+/// The secret references in `value` (JSON), with where they are.
+fn references(value: &Value, at: String, into: &mut Vec<Reference>) {
+    let join = |name: &str| {
+        if at.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
+    match value {
+        Value::Object(fields) => {
+            for kind in ["$env", "$file"] {
+                if let Some(target) = fields.get(kind) {
+                    into.push(Reference {
+                        at: at.clone(),
+                        kind: kind.to_owned(),
+                        target: target
+                            .as_str()
+                            .map_or_else(|| target.to_string(), str::to_owned),
+                    });
+                }
+            }
+            for (name, v) in fields {
+                if name != "$env" && name != "$file" {
+                    references(v, join(name), into);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                references(v, format!("{at}[{i}]"), into);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Check `route` as a route and turn it into a `[[routes]]` table.
@@ -220,6 +348,63 @@ sink = { topic = "orders.clean" }
             err.to_string(),
             "the route's `name` is \"renamed\", but the URL names \"new\""
         );
+    }
+
+    #[test]
+    fn secret_references_sent_to_the_api_are_refused_unless_allowed() {
+        let file = r#"
+[subjects]
+master_key = { "$env" = "MASTER" }
+[secrets]
+api_env = ["CRM_TOKEN", "MASTER"]
+[[routes]]
+name = "crm"
+source = { topics = ["a"] }
+sink = { http = { url = { "$env" = "CRM_URL" }, headers = { X = { "$file" = "/run/secrets/x" } } } }
+"#;
+        let route = |sink: Value| json!({"name": "crm", "source": {"topics": ["a"]}, "sink": sink});
+        let http =
+            |url: Value, header: Value| json!({"http": {"url": url, "headers": {"X": header}}});
+        // As the file has it: a replacement keeps its own references.
+        let same = route(http(
+            json!({"$env": "CRM_URL"}),
+            json!({"$file": "/run/secrets/x"}),
+        ));
+        assert!(replace_route(file, "crm", &same).is_ok());
+        // Allowed by name.
+        let allowed = route(http(json!("http://crm"), json!({"$env": "CRM_TOKEN"})));
+        assert!(replace_route(file, "crm", &allowed).is_ok());
+        // A new route does not inherit what another route referenced.
+        let mut new = same.clone();
+        new["name"] = json!("other");
+        let err = add_route(file, &new).unwrap_err().to_string();
+        assert!(
+            err.contains("`sink.http.url` references { \"$env\" = \"CRM_URL\" }: list it in `secrets.api_env`")
+                && err.contains("`sink.http.headers.X` references { \"$file\" = \"/run/secrets/x\" }: routes sent to the admin API may not read files"),
+            "{err}"
+        );
+        // The master key's variable, whatever the allow-list says; reserved
+        // names; another file.
+        for (header, expect) in [
+            (
+                json!({"$env": "MASTER"}),
+                "holds one of switchyard's own secrets",
+            ),
+            (
+                json!({"$env": "SWITCHYARD_ADMIN_TOKEN"}),
+                "holds one of switchyard's own secrets",
+            ),
+            (json!({"$file": "../../etc/shadow"}), "may not read files"),
+        ] {
+            let err = replace_route(
+                file,
+                "crm",
+                &route(http(json!("http://crm"), header.clone())),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expect), "{header}: {err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The admin API, under `/admin`: what routes and plugins run, and changes
-//! to them. Reads are open; changes need the admin token.
+//! to them. Changes need the admin token, and so do reads that can show a
+//! record's contents: shadow reports (their samples), and the details of a
+//! halted route, which the open reads leave out.
 //!
 //! | method and path | does |
 //! |---|---|
@@ -10,23 +12,25 @@
 //! | `DELETE /admin/routes/NAME` | delete a route |
 //! | `POST /admin/routes/NAME/pause`, `/resume` | stop or restart consuming |
 //! | `GET /admin/plugins`, `GET /admin/plugins/NAME` | plugin versions, users, refusals |
-//! | `PUT /admin/plugins/NAME` | upload a component and swap it in |
-//! | `PUT /admin/candidates/NAME` | upload a candidate component (not served) |
+//! | `PUT /admin/plugins/NAME` | upload a component (64 MiB at most) and swap it in |
+//! | `PUT /admin/candidates/NAME` | upload a candidate component (not served; 64 MiB at most) |
 //! | `POST /admin/routes/NAME/shadow` | attach a candidate to a step: `{"candidate": "...", "step": 1}` |
-//! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences |
+//! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences (token) |
 //! | `POST /admin/routes/NAME/shadow/promote` | the candidate becomes the plugin's serving version |
 //! | `DELETE /admin/routes/NAME/shadow` | discard the candidate |
 //!
 //! Route changes are written to the routes file, so a restart keeps them.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
-use super::{auth, ApiError, AppState};
+use super::auth::{self, Reader};
+use super::{ApiError, AppState};
 use crate::control::{ReloadOutcome, RouteChangeError, ShadowError};
 use crate::route::status::RouteReport;
 
@@ -53,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             post(attach_shadow).delete(discard_shadow),
         )
         .route("/admin/routes/{name}/shadow/promote", post(promote_shadow))
+        .route("/admin/routes/{name}/shadow", get(shadow_report))
         .route(
             "/admin/routes/{name}/pause",
             post(|state, name| set_paused(state, name, true)),
@@ -68,16 +73,23 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/routes", get(list_routes))
         .route("/admin/routes/{name}", get(get_route))
-        .route("/admin/routes/{name}/shadow", get(shadow_report))
         .route("/admin/plugins", get(list_plugins))
         .route("/admin/plugins/{name}", get(get_plugin))
         .merge(changes)
         .with_state(state)
 }
 
-async fn list_routes(State(state): State<AppState>) -> Json<Value> {
+/// The routes as `reader` may see them.
+fn reports(state: &AppState, reader: Reader) -> Vec<RouteReport> {
+    match reader {
+        Reader::Admin => state.board.report_with_details(),
+        Reader::Anyone => state.board.report(),
+    }
+}
+
+async fn list_routes(State(state): State<AppState>, reader: Reader) -> Json<Value> {
     Json(json!({
-        "routes": state.board.report(),
+        "routes": reports(&state, reader),
         "routes_file": state.control.config_path(),
         "routes_file_refused": state.control.routes_file_refused(),
     }))
@@ -85,11 +97,10 @@ async fn list_routes(State(state): State<AppState>) -> Json<Value> {
 
 async fn get_route(
     State(state): State<AppState>,
+    reader: Reader,
     Path(name): Path<String>,
 ) -> Result<Json<RouteReport>, ApiError> {
-    state
-        .board
-        .report()
+    reports(&state, reader)
         .into_iter()
         .find(|r| r.name == name)
         .map(Json)
@@ -179,9 +190,10 @@ async fn get_plugin(
 async fn upload_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     check_plugin_name(&name)?;
+    let body = component_upload(body)?;
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -224,9 +236,10 @@ async fn upload_plugin(
 async fn upload_candidate(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_plugin_name(&name)?;
+    let body = component_upload(body)?;
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -332,20 +345,26 @@ fn shadow_error(e: ShadowError) -> ApiError {
 }
 
 /// A plugin name becomes a file name: letters, digits, `-` and `_` only.
+/// An uploaded component's bytes, or why they were not taken: too large
+/// (413, naming the limit) or cut off.
+fn component_upload(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload is larger than a plugin may be ({} MiB)",
+                MAX_PLUGIN_BYTES >> 20
+            ),
+        ),
+        status => ApiError::new(
+            status,
+            format!("the upload could not be read: {}", rejection.body_text()),
+        ),
+    })
+}
+
 fn check_plugin_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid plugin name {name:?}: use 1 to 64 letters, digits, '-' or '_'"),
-        ))
-    }
+    crate::config::check_name("plugin", name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
 }
 
 fn no_route(name: &str) -> ApiError {

@@ -10,6 +10,9 @@
 //!   `/ingest/{route}`: see [`ingest`].
 //! - `/admin/subjects/{id}`: see [`subjects`].
 //! - `/openapi.json` and Swagger UI at `/swagger`: see [`openapi`].
+//!
+//! Both listeners serve through [`serve`], which bounds how long a client
+//! may take to send a request and how many connections are open.
 
 pub mod admin;
 pub mod auth;
@@ -17,6 +20,7 @@ pub mod body;
 pub mod events;
 pub mod ingest;
 pub mod openapi;
+pub mod serve;
 pub mod streams;
 pub mod subjects;
 
@@ -28,12 +32,11 @@ use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
 
-use crate::config::EventsApiConfig;
 use crate::control::ControlPlane;
 use crate::route::buffer::Buffers;
 use crate::route::status::{RouteReport, StatusBoard};
 use crate::route::Producer;
-pub use auth::AdminToken;
+pub use auth::{AdminCredential, AdminToken};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -41,13 +44,13 @@ pub struct AppState {
     pub board: StatusBoard,
     pub kafka: KafkaInfo,
     pub control: ControlPlane,
-    /// `None`: admin changes are refused (403).
-    pub admin_token: Option<AdminToken>,
+    /// Unset: admin changes are refused (403).
+    pub admin_token: AdminCredential,
     /// Publishes what HTTP-sourced routes emit.
     pub producer: Producer,
     pub buffers: Buffers,
     /// `None`: the events API answers 404.
-    pub events_api: Option<Arc<EventsApiConfig>>,
+    pub events_api: Option<Arc<events::EventsApi>>,
     /// `None`: the streams API answers 404.
     pub streams_api: Option<Arc<streams::StreamsHttp>>,
     /// `None`: the ingest API answers 404.
@@ -112,10 +115,10 @@ pub fn app(state: AppState) -> Router {
 /// The event APIs and their docs only: what the public listener serves.
 pub fn public_app(state: AppState) -> Router {
     Router::new()
+        .merge(openapi::router(&state))
         .merge(events::router(state.clone()))
         .merge(ingest::router(state.clone()))
         .merge(streams::router(state))
-        .merge(openapi::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
 }
 

@@ -27,12 +27,93 @@ use super::body::{self, BodyError};
 use super::AppState;
 use crate::streams::{ids, StreamError, StreamStore};
 
+/// Where the API is mounted.
+pub const PATH_PREFIX: &str = "/api/v1/streams";
 /// The content type of every answer of this API.
 pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// Largest `limit` of a read.
 pub const MAX_LIMIT: usize = 1000;
 /// Longest stream name, producer id or consumer id.
 const MAX_NAME: usize = 200;
+
+/// Shortest password of a streams API user.
+pub const MIN_PASSWORD: usize = 12;
+
+/// Why a credential of `streams_api.credentials` cannot be used. Never
+/// holds the password.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// Its secret reference names nothing readable.
+    #[error("invalid routes file {path}: {message}")]
+    Unresolved {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// The password is too short or a placeholder.
+    #[error("invalid routes file {path}: streams_api.credentials[{index}] (user `{user}`): {why}")]
+    Unfit {
+        path: std::path::PathBuf,
+        index: usize,
+        user: String,
+        why: String,
+    },
+}
+
+/// Each user of `api` with their password, read from its reference and
+/// checked: switchyard does not start with a short or placeholder one
+/// (a `CHANGE-ME` left from an example would be a published password).
+pub fn resolve_credentials(
+    api: &crate::config::StreamsApiConfig,
+    config_path: &std::path::Path,
+) -> Result<Vec<(String, String)>, CredentialError> {
+    let base = config_path.parent().unwrap_or(std::path::Path::new("."));
+    api.credentials
+        .iter()
+        .enumerate()
+        .map(|(index, credential)| {
+            let at = format!("streams_api.credentials[{index}].password");
+            let password = crate::config::secrets::resolve_string(&credential.password, &at, base)
+                .map_err(|message| CredentialError::Unresolved {
+                    path: config_path.to_owned(),
+                    message,
+                })?;
+            check_password(&password).map_err(|why| CredentialError::Unfit {
+                path: config_path.to_owned(),
+                index,
+                user: credential.user.clone(),
+                why,
+            })?;
+            Ok((credential.user.clone(), password))
+        })
+        .collect()
+}
+
+/// Why `password` is unfit, if it is: too short, or a placeholder (one
+/// that says to change it, or one character repeated). The reason never
+/// quotes it.
+fn check_password(password: &str) -> Result<(), String> {
+    let length = password.chars().count();
+    let letters: String = password
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    const PLACEHOLDERS: &[&str] = &["changeme", "replaceme", "placeholder", "yourpassword"];
+    let placeholder = PLACEHOLDERS.iter().any(|p| letters.contains(p))
+        || (!password.is_empty() && password.chars().all(|c| password.starts_with(c)));
+    if placeholder {
+        return Err(format!(
+            "the password is a placeholder; give a real one ({MIN_PASSWORD} characters or more, \
+             e.g. `openssl rand -hex 12`)"
+        ));
+    }
+    if length < MIN_PASSWORD {
+        return Err(format!(
+            "the password must be at least {MIN_PASSWORD} characters (got {length})"
+        ));
+    }
+    Ok(())
+}
 
 /// What the streams handlers need.
 pub struct StreamsHttp {
@@ -91,7 +172,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { reply(StatusCode::NOT_FOUND, "Not Found") })
         .layer(axum::middleware::map_response(json_utf8))
         .with_state(state);
-    Router::new().nest("/api/v1/streams", api)
+    Router::new().nest(PATH_PREFIX, api)
 }
 
 /// Every answer of this API, whatever produced it (a 405 of the router
@@ -109,6 +190,12 @@ async fn json_utf8(mut response: Response) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     response
+}
+
+/// A refusal in this API's style, for answers made outside its handlers
+/// (a request timed out by the server, say): `text` as a JSON string.
+pub fn refusal(status: StatusCode, text: &str) -> Response {
+    Refusal::new(status, text).into_response()
 }
 
 /// An answer whose body is `text` as a JSON string.
@@ -226,6 +313,21 @@ fn id_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, Refusal>
     Ok(text)
 }
 
+/// The form of an acknowledgement: `action=ACK`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the form, which is read field by field
+pub struct Acknowledgement {
+    pub action: AckAction,
+}
+
+/// The one action there is.
+#[derive(ToSchema)]
+#[allow(dead_code)] // as above
+pub enum AckAction {
+    #[allow(clippy::upper_case_acronyms)]
+    ACK,
+}
+
 /// An event as a producer posts it.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct StreamEvent {
@@ -239,10 +341,38 @@ pub struct StreamEvent {
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct EventDescription {
-    #[schema(example = "OrderPlaced")]
+    /// Not empty, and neither starting nor ending with white space (the
+    /// white space of Rust's `str::trim`, spelt out so that any regular
+    /// expression engine reads the pattern the same).
+    #[schema(
+        example = "OrderPlaced",
+        pattern = r"^[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]([\s\S]*[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
+    )]
     pub name: String,
-    #[schema(example = 1)]
+    /// A whole number from 0 to 4294967295 (`1.0` reads as `1`, as JSON
+    /// Schema has it; it is stored as `1`).
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(example = 1, minimum = 0, maximum = 4_294_967_295_u64, format = Int64)]
     pub version: u32,
+}
+
+/// A `u32` given as any JSON number with no fraction: JSON (and JSON
+/// Schema) do not tell `1` from `1.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => u32::try_from(n).ok(),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            Some(f as u32)
+        }
+        _ => None,
+    };
+    whole.ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "invalid value: {number}, expected a whole number from 0 to {}",
+            u32::MAX
+        ))
+    })
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -287,18 +417,20 @@ pub struct ReadEvent {
     tag = "streams",
     security(("basic" = [])),
     params(
-        ("stream" = String, Path, description = "Stream name: A-Z, a-z, 0-9, '.', '_', '-'"),
-        ("X-Producer-ID" = String, Header, description = "The producer"),
+        ("stream" = String, Path, description = "Stream name: 1 to 200 of A-Z, a-z, 0-9, '.', '_', '-'", pattern = r"^[A-Za-z0-9._-]{1,200}$"),
+        ("X-Producer-ID" = String, Header, description = "The producer: 1 to 200 visible ASCII characters", pattern = r"^[!-~]{1,200}$"),
     ),
     request_body(content = StreamEvent, content_type = "application/json"),
     responses(
-        (status = 200, description = "The new event's id", body = String, example = json!("3f1c2a9e-5b7d-8c01-8000-00000000002a")),
-        (status = 400, description = "\"Bad Request - ...\": malformed request or event", body = String),
-        (status = 401, description = "\"Unauthorized\"", body = String),
-        (status = 413, description = "\"Payload Too Large - ...\"", body = String),
-        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String),
-        (status = 423, description = "\"Locked - Second writers not allowed\": the stream belongs to another producer", body = String),
-        (status = 500, description = "\"Internal Server Error - ...\"", body = String),
+        (status = 200, description = "The new event's id", body = String, content_type = "application/json", example = json!("3f1c2a9e-5b7d-8c01-8000-00000000002a")),
+        (status = 400, description = "\"Bad Request - ...\": malformed request or event", body = String, content_type = "application/json"),
+        (status = 401, description = "\"Unauthorized\"", body = String, content_type = "application/json"),
+        (status = 413, description = "\"Payload Too Large - ...\"", body = String, content_type = "application/json"),
+        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String, content_type = "application/json"),
+        (status = 403, description = "\"Forbidden - no new stream: ...\": the stream is new and the server keeps as many streams as it may (`streams_api.max_streams`)", body = String, content_type = "application/json"),
+        (status = 409, description = "\"Conflict - ...\": the stream is new and its topic would collide with another stream's (Kafka treats '.' and '_' as the same)", body = String, content_type = "application/json"),
+        (status = 423, description = "\"Locked - Second writers not allowed\": the stream belongs to another producer", body = String, content_type = "application/json"),
+        (status = 500, description = "\"Internal Server Error - ...\"", body = String, content_type = "application/json"),
     )
 )]
 pub async fn append(
@@ -337,6 +469,15 @@ pub async fn append(
             "Locked - Second writers not allowed",
         )),
         Err(StreamError::InvalidName(why)) => Err(bad_request(why)),
+        // The name is well formed; another stream holds its place.
+        Err(e @ StreamError::Collides { .. }) => Err(Refusal::new(
+            StatusCode::CONFLICT,
+            format!("Conflict - {e}"),
+        )),
+        Err(e @ StreamError::TooManyStreams { .. }) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("Forbidden - no new stream: {e}"),
+        )),
         Err(e) => Err(server_error(e)),
     }
 }
@@ -352,17 +493,17 @@ pub async fn append(
     tag = "streams",
     security(("basic" = [])),
     params(
-        ("stream" = String, Path, description = "Stream name"),
-        ("eventName" = String, Query, description = "Which events (mandatory)"),
+        ("stream" = String, Path, description = "Stream name: 1 to 200 of A-Z, a-z, 0-9, '.', '_', '-'", pattern = r"^[A-Za-z0-9._-]{1,200}$"),
+        ("eventName" = String, Query, description = "Which events (mandatory, not empty)", min_length = 1),
         ("limit" = usize, Query, description = "At most this many, 1 to 1000 (mandatory)", minimum = 1, maximum = 1000),
-        ("X-Consumer-ID" = String, Header, description = "The consumer"),
+        ("X-Consumer-ID" = String, Header, description = "The consumer: 1 to 200 visible ASCII characters", pattern = r"^[!-~]{1,200}$"),
     ),
     responses(
         (status = 200, description = "The events, oldest first", body = [ReadEvent]),
-        (status = 400, description = "\"Bad Request - ...\": a parameter is missing or malformed", body = String),
-        (status = 401, description = "\"Unauthorized\"", body = String),
-        (status = 404, description = "\"Not Found - ...\": no such stream", body = String),
-        (status = 500, description = "\"Internal Server Error - ...\"", body = String),
+        (status = 400, description = "\"Bad Request - ...\": a parameter is missing or malformed", body = String, content_type = "application/json"),
+        (status = 401, description = "\"Unauthorized\"", body = String, content_type = "application/json"),
+        (status = 404, description = "\"Not Found - ...\": no such stream", body = String, content_type = "application/json"),
+        (status = 500, description = "\"Internal Server Error - ...\"", body = String, content_type = "application/json"),
     )
 )]
 pub async fn read(
@@ -447,18 +588,18 @@ fn with_event_id(out: &mut Vec<u8>, id: &str, stored: &[u8]) {
     tag = "streams",
     security(("basic" = [])),
     params(
-        ("stream" = String, Path, description = "Stream name"),
-        ("eventID" = String, Path, description = "The event's id, as returned by a read"),
-        ("X-Consumer-ID" = String, Header, description = "The consumer"),
+        ("stream" = String, Path, description = "Stream name: 1 to 200 of A-Z, a-z, 0-9, '.', '_', '-'", pattern = r"^[A-Za-z0-9._-]{1,200}$"),
+        ("eventID" = uuid::Uuid, Path, description = "The event's id, as returned by a read"),
+        ("X-Consumer-ID" = String, Header, description = "The consumer: 1 to 200 visible ASCII characters", pattern = r"^[!-~]{1,200}$"),
     ),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", example = "action=ACK"),
+    request_body(content = Acknowledgement, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "\"OK\": position moved", body = String),
-        (status = 400, description = "\"Bad Request - ...\": no `action=ACK`, or a malformed id", body = String),
-        (status = 401, description = "\"Unauthorized\"", body = String),
-        (status = 404, description = "\"Not Found\": no such stream or event", body = String),
-        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String),
-        (status = 500, description = "\"Internal Server Error - ...\"", body = String),
+        (status = 200, description = "\"OK\": position moved", body = String, content_type = "application/json"),
+        (status = 400, description = "\"Bad Request - ...\": no `action=ACK`, or a malformed id", body = String, content_type = "application/json"),
+        (status = 401, description = "\"Unauthorized\"", body = String, content_type = "application/json"),
+        (status = 404, description = "\"Not Found\": no such stream or event", body = String, content_type = "application/json"),
+        (status = 415, description = "\"Unsupported Media Type - ...\"", body = String, content_type = "application/json"),
+        (status = 500, description = "\"Internal Server Error - ...\"", body = String, content_type = "application/json"),
     )
 )]
 pub async fn acknowledge(
@@ -498,6 +639,52 @@ pub async fn acknowledge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_and_placeholder_passwords_are_refused_without_quoting_them() {
+        for fine in ["demo-password", "0123456789abcdef", "correct horse battery"] {
+            assert_eq!(check_password(fine), Ok(()), "{fine}");
+        }
+        for placeholder in [
+            "CHANGE-ME",
+            "change_me_please_now",
+            "ChangeMe-0123456789",
+            "REPLACE-ME-WITH-A-SECRET",
+            "<your-password-here>",
+            "xxxxxxxxxxxxxxxx",
+        ] {
+            let why = check_password(placeholder).unwrap_err();
+            assert!(
+                why.starts_with("the password is a placeholder"),
+                "{placeholder}: {why}"
+            );
+            assert!(!why.contains(placeholder), "{why}");
+        }
+        assert_eq!(
+            check_password("s3cret"),
+            Err("the password must be at least 12 characters (got 6)".into())
+        );
+    }
+
+    #[test]
+    fn versions_are_whole_numbers_however_written() {
+        let version = |text: &str| {
+            serde_json::from_str::<EventDescription>(&format!(r#"{{"name":"A","version":{text}}}"#))
+                .map(|e| e.version)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(version("7"), Ok(7));
+        assert_eq!(version("7.0"), Ok(7));
+        assert_eq!(version("4294967295"), Ok(u32::MAX));
+        for bad in ["7.5", "-1", "4294967296", "1e10", "\"7\""] {
+            let e = version(bad).unwrap_err();
+            assert!(
+                e.contains("expected a whole number from 0 to 4294967295")
+                    || e.contains("invalid type"),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn the_event_id_comes_first() {

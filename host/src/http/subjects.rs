@@ -3,8 +3,8 @@
 //!
 //! | method and path | does |
 //! |---|---|
-//! | `DELETE /admin/subjects/{id}` | erase the subject: keys destroyed, tombstones written, buffers purged, audit recorded; the report |
-//! | `GET /admin/subjects/{id}` | the subject's live keys (references only) |
+//! | `DELETE /admin/subjects/{id}` | erase the subject: keys destroyed, later data suppressed, tombstones written, buffers purged, copies at HTTP sinks' endpoints overwritten, audit recorded; the report |
+//! | `GET /admin/subjects/{id}` | the subject's live keys (references only), and whether it is suppressed |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -46,7 +46,11 @@ async fn erase(
             "the subject id is empty",
         ));
     }
-    match subjects.erase(&id, &state.producer, &state.buffers).await {
+    let sinks = state.control.erasure_sinks();
+    match subjects
+        .erase(&id, &state.producer, &state.buffers, &sinks)
+        .await
+    {
         Ok(report) => Ok(Json(report)),
         Err(e @ (EraseError::Store(_) | EraseError::Write { .. })) => {
             tracing::error!(error = %e, "an erasure did not finish; erasing again completes it");
@@ -63,12 +67,16 @@ async fn subject_keys(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let subjects = subjects(&state)?.clone();
-    let ids = tokio::task::spawn_blocking(move || subjects.keys.key_ids(&id))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let (ids, suppressed) = tokio::task::spawn_blocking(move || {
+        let ids = subjects.keys.key_ids(&id)?;
+        Ok::<_, crate::subjects::keys::StoreError>((ids, subjects.keys.is_suppressed(&id)))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(json!({
         "keys": ids.len(),
         "key_refs": ids.iter().map(|id| id.key_ref()).collect::<Vec<_>>(),
+        "suppressed": suppressed,
     })))
 }

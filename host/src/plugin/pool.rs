@@ -15,6 +15,7 @@
 //! as a broken contract naming the cap), and a bounded `state` and `log`
 //! per route step ([`super::state`], [`super::log`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,40 @@ use crate::metrics::{self, PluginLabels};
 use crate::subjects::crypto::{CryptoError, DataKey, KeyId, Token};
 use crate::subjects::keys::{KeyStore, StoreError};
 
+/// The route a pool serves, as the host's imports see it.
+#[derive(Debug, Clone)]
+pub struct RouteScope {
+    /// The route's name, in logs and metrics.
+    pub name: Arc<str>,
+    /// The scope `subjects.encrypt` binds tokens to: the topic the route
+    /// writes to (see [`crate::subjects::crypto`]). Tokens are read back only
+    /// from batches of that topic.
+    pub writes_to: Arc<str>,
+}
+
+impl RouteScope {
+    pub fn new(name: &str, writes_to: &str) -> RouteScope {
+        RouteScope {
+            name: name.into(),
+            writes_to: writes_to.into(),
+        }
+    }
+}
+
+/// A bare name (tests, `plugin test`): the route writes to a topic of that
+/// name.
+impl From<&str> for RouteScope {
+    fn from(name: &str) -> RouteScope {
+        RouteScope::new(name, name)
+    }
+}
+
+impl From<&String> for RouteScope {
+    fn from(name: &String) -> RouteScope {
+        RouteScope::from(name.as_str())
+    }
+}
+
 /// Per-store data: what the host imports can see.
 pub struct HostState {
     limiter: SandboxLimiter,
@@ -41,6 +76,13 @@ pub struct HostState {
     deadline: Instant,
     log: Arc<StepLog>,
     state: Arc<StepState>,
+    /// The scope tokens made here are bound to.
+    writes_to: Arc<str>,
+    /// The topic of the batch being processed: the only scope whose tokens
+    /// `decrypt` opens during this call.
+    reading: String,
+    /// Set once `decrypt` has handed this step plaintext.
+    plaintext_seen: Arc<AtomicBool>,
     /// WASI preview 2, for plugins whose toolchain imports it (Python via
     /// componentize-py): an empty context, so no preopened directories, no
     /// network, no environment variables or arguments; stdin is closed and
@@ -95,10 +137,13 @@ pub struct InstancePool {
     runtime: PluginRuntime,
     plugin: LoadedPlugin,
     config_json: String,
-    route: Arc<str>,
+    route: RouteScope,
     limits: Limits,
     state: Arc<StepState>,
     log: Arc<StepLog>,
+    /// Whether any instance of this step has decrypted a token: from then
+    /// on, the records past this step hold personal data in plaintext.
+    plaintext_seen: Arc<AtomicBool>,
     idle: Mutex<Vec<Instance>>,
     /// `switchyard_plugin_call_seconds` of this route and plugin.
     call_seconds: Histogram,
@@ -127,19 +172,23 @@ impl InstancePool {
         runtime: PluginRuntime,
         plugin: LoadedPlugin,
         config_json: String,
-        route: &str,
+        route: impl Into<RouteScope>,
         limits: Limits,
     ) -> Result<InstancePool, CallError> {
-        let route: Arc<str> = route.into();
+        let route = route.into();
         let pool = InstancePool {
             runtime,
-            call_seconds: call_histogram(&route, &plugin.name),
-            log: Arc::new(StepLog::new(route.clone(), plugin.name.as_str().into())),
+            call_seconds: call_histogram(&route.name, &plugin.name),
+            log: Arc::new(StepLog::new(
+                route.name.clone(),
+                plugin.name.as_str().into(),
+            )),
             plugin,
             config_json,
             route,
             limits,
             state: Arc::default(),
+            plaintext_seen: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -151,6 +200,12 @@ impl InstancePool {
         &self.plugin
     }
 
+    /// Whether this step has been handed plaintext by `subjects.decrypt`:
+    /// what it and later steps see may then be a subject's personal data.
+    pub fn handles_plaintext(&self) -> bool {
+        self.plaintext_seen.load(Ordering::Relaxed)
+    }
+
     /// A pool of `plugin` run in shadow beside this one: same configuration
     /// and limits, but a `state` store of its own, so that the candidate
     /// cannot disturb what the live step remembers. Its call latency is
@@ -159,13 +214,14 @@ impl InstancePool {
         let label = format!("{} (shadow)", plugin.name);
         let pool = InstancePool {
             runtime: self.runtime.clone(),
-            call_seconds: call_histogram(&self.route, &label),
-            log: Arc::new(StepLog::new(self.route.clone(), label.into())),
+            call_seconds: call_histogram(&self.route.name, &label),
+            log: Arc::new(StepLog::new(self.route.name.clone(), label.into())),
             plugin,
             config_json: self.config_json.clone(),
             route: self.route.clone(),
             limits: self.limits,
             state: Arc::default(),
+            plaintext_seen: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -188,6 +244,7 @@ impl InstancePool {
             route: self.route.clone(),
             limits: self.limits,
             state: self.state.clone(),
+            plaintext_seen: self.plaintext_seen.clone(),
             idle: Mutex::new(Vec::new()),
         };
         let first = pool.instantiate()?;
@@ -201,6 +258,9 @@ impl InstancePool {
             deadline: Instant::now(),
             log: self.log.clone(),
             state: self.state.clone(),
+            writes_to: self.route.writes_to.clone(),
+            reading: String::new(),
+            plaintext_seen: self.plaintext_seen.clone(),
             wasi: wasi::empty_context(),
             table: ResourceTable::new(),
             subjects: self.runtime.subjects().cloned(),
@@ -304,6 +364,14 @@ impl InstancePool {
     pub fn process(&self, batch: &[Event]) -> Result<Vec<Outcome>, CallError> {
         let mut instance = self.take()?;
         self.start_call(&mut instance.store);
+        // A batch comes from one partition of one topic: its tokens are
+        // read in that topic's scope.
+        let reading = batch.first().map_or("", |e| e.topic.as_str());
+        let state = instance.store.data_mut();
+        if state.reading != reading {
+            state.reading.clear();
+            state.reading.push_str(reading);
+        }
         let started = std::time::Instant::now();
         let result = instance
             .bindings
@@ -409,18 +477,27 @@ impl imports::subjects::Host for HostState {
         plaintext: Vec<u8>,
     ) -> Result<String, SubjectError> {
         let (id, key) = self.subject_key(&subject)?;
-        Ok(key.encrypt(&id, &field, &plaintext))
+        Ok(key.encrypt(&id, &self.writes_to, &field, &plaintext))
     }
 
     fn decrypt(&mut self, token: String, field: String) -> Result<Option<Vec<u8>>, SubjectError> {
         let keys = self.key_store()?;
         let token = Token::parse(&token).map_err(|e| SubjectError::Invalid(e.to_string()))?;
+        if self.reading.is_empty() || self.reading.starts_with(HTTP_SOURCE_PREFIX) {
+            // Tokens are made by switchyard for a topic; one that arrives
+            // over HTTP was lifted from somewhere, and is never opened.
+            return Err(SubjectError::Invalid(format!(
+                "{field}: tokens are not read from records received over HTTP"
+            )));
+        }
         let Some(key) = keys.key_by_id(&token.key).map_err(retryable)? else {
             return Ok(None);
         };
-        key.decrypt(&token, &field)
-            .map(Some)
-            .map_err(|e: CryptoError| SubjectError::Invalid(format!("{field}: {e}")))
+        let plaintext = key
+            .decrypt(&token, &self.reading, &field)
+            .map_err(|e: CryptoError| SubjectError::Invalid(format!("{field}: {e}")))?;
+        self.plaintext_seen.store(true, Ordering::Relaxed);
+        Ok(Some(plaintext))
     }
 
     fn key_ref(&mut self, subject: String) -> Result<String, SubjectError> {
@@ -433,6 +510,11 @@ impl imports::subjects::Host for HostState {
 }
 
 type SubjectError = imports::subjects::SubjectError;
+
+/// The topic of records that arrived over HTTP starts with this (see
+/// [`crate::route::ingest`]); no Kafka topic can, as `:` is not allowed in
+/// topic names.
+pub const HTTP_SOURCE_PREFIX: &str = "http:";
 
 fn retryable(e: StoreError) -> SubjectError {
     SubjectError::Retryable(e.to_string())
@@ -453,6 +535,12 @@ impl HostState {
         if subject.is_empty() {
             return Err(SubjectError::Invalid("the subject id is empty".into()));
         }
-        self.key_store()?.key_for(subject).map_err(retryable)
+        let keys = self.key_store()?;
+        if self.reading.starts_with(HTTP_SOURCE_PREFIX) {
+            // A client's record: new subjects are rationed.
+            keys.key_for_client(subject).map_err(retryable)
+        } else {
+            keys.key_for(subject).map_err(retryable)
+        }
     }
 }

@@ -228,6 +228,11 @@ impl Chain {
         self.shadow.as_ref()
     }
 
+    /// Where the last step's untargeted outputs go.
+    pub fn sink(&self) -> &Destination {
+        &self.sink
+    }
+
     /// How many steps the chain has.
     pub fn step_count(&self) -> usize {
         self.steps.len()
@@ -271,8 +276,11 @@ impl Chain {
             }
             let last = i + 1 == self.steps.len();
             let outcomes = step.pool.process_isolating(input);
+            // Once a step up to here has decrypted, what this step sees may
+            // be a subject's personal data in plaintext.
+            let plaintext = self.steps[..=i].iter().any(|s| s.pool.handles_plaintext());
             if let Some(shadow) = self.shadow.as_ref().filter(|s| s.step == i) {
-                shadow.compare(input, &outcomes);
+                shadow.compare(input, &outcomes, plaintext);
             }
             let mut next_events = Vec::new();
             let mut next_origin = Vec::new();
@@ -331,6 +339,11 @@ impl Chain {
                         }
                     }
                 }
+                if plaintext {
+                    if let Some(failure) = &mut failed[src] {
+                        withhold_decrypted(failure, &events[src], event);
+                    }
+                }
             }
             owned = Some(next_events);
             origin = next_origin;
@@ -374,6 +387,63 @@ impl Chain {
         }
         self.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
     }
+}
+
+/// Take out of `failure`'s text the values its record holds in plaintext
+/// at the failing step (`input`) that it did not hold as it was read
+/// (`source`): what decrypting revealed. A plugin's reasons may quote what
+/// it was given (`must be one of ... (got "...")`), and the text goes to
+/// the dead-letter topic's headers, the log and the route's status, none of
+/// which crypto-shredding reaches. Best effort: a value changed before it
+/// was quoted (upper-cased, cut) is not recognised, which is why plugins
+/// should never quote values they did not check for personal data.
+fn withhold_decrypted(failure: &mut Failure, source: &Event, input: &Event) {
+    let mut revealed = string_leaves(input.value.as_deref());
+    if revealed.is_empty() {
+        return;
+    }
+    let read = string_leaves(source.value.as_deref());
+    revealed.retain(|v| !read.contains(v));
+    // Longest first, so that a value inside another goes with it.
+    revealed.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let withhold = |text: &mut String| {
+        for value in &revealed {
+            if text.contains(value.as_str()) {
+                *text = text.replace(value.as_str(), WITHHELD);
+            }
+        }
+    };
+    withhold(&mut failure.message);
+    failure.reasons.iter_mut().for_each(withhold);
+}
+
+/// What replaces a value a failure's text may not show.
+pub const WITHHELD: &str = "<withheld: personal data>";
+
+/// The strings of a JSON value, at least three characters long (shorter
+/// ones would take words out of the text around them), each also as JSON
+/// escapes it; empty for a value that is not JSON.
+pub(crate) fn string_leaves(value: Option<&[u8]>) -> Vec<String> {
+    fn walk(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if s.chars().count() >= 3 => {
+                let escaped = serde_json::to_string(s).unwrap_or_default();
+                let escaped = escaped.trim_matches('"');
+                if escaped != s {
+                    into.push(escaped.to_owned());
+                }
+                into.push(s.clone());
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, into)),
+            serde_json::Value::Object(object) => object.values().for_each(|v| walk(v, into)),
+            _ => {}
+        }
+    }
+    let mut leaves = Vec::new();
+    if let Some(parsed) = value.and_then(|v| serde_json::from_slice(v).ok()) {
+        walk(&parsed, &mut leaves);
+    }
+    leaves
 }
 
 fn call_error_kind(e: &CallError) -> FailureKind {

@@ -26,17 +26,24 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::chain::{Destination, Failure, FailureKind, RecordResult, Routed};
-use crate::config::{redact_userinfo, HttpFormat, HttpSinkSpec};
+use super::chain::{
+    string_leaves, Destination, Failure, FailureKind, RecordResult, Routed, WITHHELD,
+};
+use crate::config::{redact_userinfo, ErasureMatch, ErasureOverwrite, HttpFormat, HttpSinkSpec};
 use crate::metrics::{self, HttpSinkLabels};
 use crate::plugin::bindings::Event;
+use crate::subjects::crypto::{KeyId, KEY_REF_PREFIX};
+use crate::subjects::keys::KeyStore;
 
 /// The longest part of a response body quoted in an error.
 const QUOTED_BODY: usize = 300;
+/// The most of a response body read: the sink needs a record's fields or an
+/// error's first words, not an endpoint's every byte.
+const MAX_RESPONSE_BODY: usize = 1 << 20;
 /// How often an upsert starts over when the record changes under it (it
 /// appeared or vanished between the read and the write).
 const UPSERT_ROUNDS: usize = 3;
@@ -48,7 +55,29 @@ pub struct HttpSink {
     client: reqwest::Client,
     /// The URL as logs show it (no credentials).
     shown_url: String,
+    /// The subject key store, when subject encryption is configured: an
+    /// output of a subject erased since it was decrypted is not delivered.
+    keys: Option<Arc<KeyStore>>,
 }
+
+/// What erasing a subject did to one kind of record at a sink's endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overwritten {
+    pub route: String,
+    /// The endpoint, without credentials.
+    pub url: String,
+    pub resource: String,
+    /// The subject's records found and rewritten.
+    pub records: usize,
+    /// The fields written over each.
+    pub fields: Vec<String>,
+    /// Why it did not finish, if it did not; erasing again completes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What [`HttpSink::erasure_request`] says for a 404.
+const NOT_FOUND: &str = "not found";
 
 /// The result of one attempt at an output.
 #[derive(Debug, PartialEq)]
@@ -86,7 +115,11 @@ struct Operation {
 }
 
 impl HttpSink {
-    pub fn new(route: &str, spec: &HttpSinkSpec) -> anyhow::Result<HttpSink> {
+    pub fn new(
+        route: &str,
+        spec: &HttpSinkSpec,
+        keys: Option<Arc<KeyStore>>,
+    ) -> anyhow::Result<HttpSink> {
         let mut headers = reqwest::header::HeaderMap::new();
         for (name, value) in &spec.headers {
             let mut value = reqwest::header::HeaderValue::from_str(value)?;
@@ -99,6 +132,9 @@ impl HttpSink {
         let client = reqwest::Client::builder()
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
+            // A redirect would carry the sink's headers (credentials among
+            // them) to wherever the endpoint points: an answer of its own.
+            .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -107,7 +143,197 @@ impl HttpSink {
             shown_url: redact_userinfo(spec.url.as_str()),
             spec: spec.clone(),
             client,
+            keys,
         })
+    }
+
+    /// Whether erasing a subject has anything to do here.
+    pub fn erases(&self) -> bool {
+        !self.spec.on_erasure.is_empty()
+    }
+
+    /// Overwrite `subject`'s personal data at the endpoint, as
+    /// `on_erasure` says: each kind of record found is rewritten with the
+    /// erased values (read, written over, replaced). Safe to repeat.
+    pub async fn erase(&self, subject: &str) -> Vec<Overwritten> {
+        let mut done = Vec::with_capacity(self.spec.on_erasure.len());
+        for overwrite in &self.spec.on_erasure {
+            let (records, error) = match self.overwrite(overwrite, subject).await {
+                Ok(records) => (records, None),
+                Err((records, error)) => (records, Some(error)),
+            };
+            done.push(Overwritten {
+                route: self.route.clone(),
+                url: self.shown_url.clone(),
+                resource: overwrite.resource.clone(),
+                records,
+                fields: overwrite.set.keys().cloned().collect(),
+                error,
+            });
+        }
+        done
+    }
+
+    /// The records of `overwrite` found for `subject`, each rewritten; on
+    /// an error, how many were rewritten before it.
+    async fn overwrite(
+        &self,
+        overwrite: &ErasureOverwrite,
+        subject: &str,
+    ) -> Result<usize, (usize, String)> {
+        let op = |id: &str| Operation {
+            op: "upsert".into(),
+            resource: overwrite.resource.clone(),
+            id: Value::String(id.to_owned()),
+            set: overwrite.set.clone(),
+            on_create: Map::new(),
+        };
+        let ids = match &overwrite.matching {
+            ErasureMatch::Id => vec![subject.to_owned()],
+            ErasureMatch::Field(field) => self
+                .ids_where(&overwrite.resource, field, subject)
+                .await
+                .map_err(|e| (0, e))?,
+        };
+        let mut rewritten = 0;
+        for id in ids {
+            match self.rewrite_existing(&op(&id), subject).await {
+                Ok(true) => rewritten += 1,
+                Ok(false) => {}
+                Err(e) => return Err((rewritten, e)),
+            }
+        }
+        Ok(rewritten)
+    }
+
+    /// The ids of the records of `resource` whose `field` holds `subject`.
+    async fn ids_where(
+        &self,
+        resource: &str,
+        field: &str,
+        subject: &str,
+    ) -> Result<Vec<String>, String> {
+        let mut url = self.spec.url.clone();
+        url.path_segments_mut()
+            .map_err(|()| format!("{} cannot be a base URL", self.shown_url))?
+            .pop_if_empty()
+            .push(resource);
+        let to = Sent {
+            shown: redact_userinfo(url.as_str()),
+            url,
+            values: vec![subject.to_owned()],
+        };
+        let body = self.erasure_request(Method::GET, &to, None).await?;
+        let Ok(Value::Array(records)) = serde_json::from_slice::<Value>(&body) else {
+            return Err(format!("GET {} did not answer a JSON list", to.shown));
+        };
+        let holds = |v: &Value| match v {
+            Value::String(s) => s == subject,
+            Value::Number(n) => n.to_string() == subject,
+            _ => false,
+        };
+        records
+            .iter()
+            .filter(|r| r.get(field).is_some_and(holds))
+            .map(|r| match r.get("Id").or_else(|| r.get("id")) {
+                Some(Value::String(id)) => Ok(id.clone()),
+                Some(Value::Number(id)) => Ok(id.to_string()),
+                _ => Err(format!(
+                    "a record of {} has no `Id` or `id` to address it by",
+                    to.shown
+                )),
+            })
+            .collect()
+    }
+
+    /// Rewrite the record `op` names with its fields written over it, if
+    /// it exists (`false` if not). Transient failures are tried again a
+    /// few times: an operator waits for the answer.
+    async fn rewrite_existing(&self, op: &Operation, subject: &str) -> Result<bool, String> {
+        let (_, record) = self.resource_urls(op)?;
+        let mut values = vec![subject.to_owned()];
+        values.extend(string_leaves(Some(
+            Value::Object(op.set.clone()).to_string().as_bytes(),
+        )));
+        let shown = format!(
+            "{}/{}/{{id}}",
+            self.shown_url.trim_end_matches('/'),
+            op.resource
+        );
+        let to = Sent {
+            url: record,
+            shown,
+            values,
+        };
+        let current = match self.erasure_request(Method::GET, &to, None).await {
+            Ok(body) => body,
+            Err(e) if e == NOT_FOUND => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let Ok(Value::Object(mut current)) = serde_json::from_slice::<Value>(&current) else {
+            return Err(format!("GET {} did not answer a JSON object", to.shown));
+        };
+        current.extend(op.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        match self
+            .erasure_request(Method::POST, &to, Some(&Value::Object(current)))
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Gone in the meantime: nothing left to erase.
+            Err(e) if e == NOT_FOUND => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One request of an erasure, tried up to three times while the answer
+    /// is transient; the body of a 2xx answer, [`NOT_FOUND`] for a 404, or
+    /// what went wrong.
+    async fn erasure_request(
+        &self,
+        method: Method,
+        to: &Sent,
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, String> {
+        let mut delay = self.spec.backoff;
+        for attempt in 1..=3 {
+            let mut request = self.client.request(method.clone(), to.url.clone());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let outcome = match self.send(method.clone(), to, request).await {
+                Ok((status, body)) if status.is_success() => return Ok(body),
+                Ok((StatusCode::NOT_FOUND, _)) => return Err(NOT_FOUND.into()),
+                Ok((status, body)) => classify(method.as_str(), to, status, &body),
+                Err(attempt) => attempt,
+            };
+            match outcome {
+                Attempt::Transient { message, .. } if attempt < 3 => {
+                    tracing::debug!(route = %self.route, "erasure at the HTTP sink: {message}; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.spec.max_backoff);
+                }
+                Attempt::Transient { message, .. } | Attempt::Permanent(message) => {
+                    return Err(message)
+                }
+                Attempt::Done => return Ok(Vec::new()),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Whether `source` is a record of a subject erased since it was read:
+    /// keyed by a key reference whose key is gone.
+    fn of_erased_subject(&self, source: &Event) -> bool {
+        let Some(keys) = &self.keys else {
+            return false;
+        };
+        source
+            .key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| k.strip_prefix(KEY_REF_PREFIX))
+            .and_then(KeyId::decode)
+            .is_some_and(|id| keys.is_erased(&id))
     }
 
     /// The URL, without credentials.
@@ -130,6 +356,12 @@ impl HttpSink {
         let mut delay = self.spec.backoff;
         let mut attempts = 1u32;
         loop {
+            // Decrypted before its subject was erased, delivered after: the
+            // endpoint would get back what the erasure overwrote.
+            if self.of_erased_subject(source) {
+                tracing::info!(route = %self.route, "HTTP sink: an output of a subject erased since it was read is not delivered");
+                return Some(Ok(()));
+            }
             let attempt = tokio::select! {
                 _ = stop.cancelled() => return None,
                 a = self.attempt(source, index, output) => a,
@@ -185,6 +417,11 @@ impl HttpSink {
 
     /// `json-post`: the value as the body of one POST.
     async fn post_value(&self, source: &Event, index: usize, output: &Routed) -> Attempt {
+        let sent = Sent {
+            url: self.spec.url.clone(),
+            shown: self.shown_url.clone(),
+            values: string_leaves(output.value.as_deref()),
+        };
         let Some(value) = output.value.as_deref() else {
             // A tombstone has nothing to post.
             return Attempt::Done;
@@ -201,9 +438,9 @@ impl HttpSink {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", key)
             .body(value.to_vec());
-        match self.send(Method::POST, &self.spec.url, request).await {
+        match self.send(Method::POST, &sent, request).await {
             Ok((status, _)) if status.is_success() => Attempt::Done,
-            Ok((status, body)) => classify("POST", &self.spec.url, status, &body),
+            Ok((status, body)) => classify("POST", &sent, status, &body),
             Err(attempt) => attempt,
         }
     }
@@ -217,9 +454,29 @@ impl HttpSink {
             Ok(urls) => urls,
             Err(message) => return Attempt::Permanent(message),
         };
+        // What messages may show: the record by a placeholder (its id may
+        // be a person's), and answers without the values the operation
+        // sends (an endpoint may echo what it refused).
+        let mut values = string_leaves(Some(op.id.to_string().as_bytes()));
+        for fields in [&op.set, &op.on_create] {
+            values.extend(string_leaves(Some(
+                Value::Object(fields.clone()).to_string().as_bytes(),
+            )));
+        }
+        let shown_collection = redact_userinfo(collection.as_str());
+        let record = Sent {
+            url: record,
+            shown: format!("{shown_collection}/{{id}}"),
+            values: values.clone(),
+        };
+        let collection = Sent {
+            url: collection,
+            shown: shown_collection,
+            values,
+        };
         for _ in 0..UPSERT_ROUNDS {
             let (status, body) = match self
-                .send(Method::GET, &record, self.client.get(record.clone()))
+                .send(Method::GET, &record, self.client.get(record.url.clone()))
                 .await
             {
                 Ok(reply) => reply,
@@ -231,9 +488,9 @@ impl HttpSink {
                         Ok(Value::Object(current)) => current,
                         _ => {
                             return Attempt::Permanent(format!(
-                            "GET {record} answered 200 with a body that is not a JSON object: {}",
-                            quote(&body)
-                        ))
+                                "GET {} answered 200 with a body that is not a JSON object",
+                                record.shown
+                            ))
                         }
                     };
                     let mut replaced = current.clone();
@@ -263,7 +520,8 @@ impl HttpSink {
             }
         }
         Attempt::transient(format!(
-            "{record} kept appearing and vanishing while being written ({UPSERT_ROUNDS} rounds)"
+            "{} kept appearing and vanishing while being written ({UPSERT_ROUNDS} rounds)",
+            record.shown
         ))
     }
 
@@ -303,17 +561,18 @@ impl HttpSink {
         Ok((collection, record))
     }
 
-    async fn post_json(&self, url: &Url, body: &Value) -> Result<(StatusCode, Vec<u8>), Attempt> {
-        let request = self.client.post(url.clone()).json(body);
-        self.send(Method::POST, url, request).await
+    async fn post_json(&self, to: &Sent, body: &Value) -> Result<(StatusCode, Vec<u8>), Attempt> {
+        let request = self.client.post(to.url.clone()).json(body);
+        self.send(Method::POST, to, request).await
     }
 
-    /// Send `request`; the status and body, or the attempt's outcome when
-    /// no answer came (timeouts and connection errors are transient).
+    /// Send `request` to `to`; the status and body (at most
+    /// [`MAX_RESPONSE_BODY`] of it), or the attempt's outcome when no answer
+    /// came (timeouts and connection errors are transient).
     async fn send(
         &self,
         method: Method,
-        url: &Url,
+        to: &Sent,
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, Vec<u8>), Attempt> {
         let labels = |status: &str| HttpSinkLabels {
@@ -321,7 +580,7 @@ impl HttpSink {
             status: status.to_owned(),
         };
         let requests = &metrics::global().http_sink_requests;
-        let shown = redact_userinfo(url.as_str());
+        let shown = &to.shown;
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -333,19 +592,20 @@ impl HttpSink {
                 } else {
                     "request failed".to_owned()
                 };
+                // The error's own text names the URL, record id and all.
                 return Err(Attempt::transient(format!(
                     "{method} {shown}: {what} ({})",
-                    error_chain(&e)
+                    error_chain(&e.without_url())
                 )));
             }
         };
         let status = response.status();
         requests.get_or_create(&labels(status.as_str())).inc();
         let retry_after = retry_after(&response);
-        match response.bytes().await {
+        match read_limited(response, MAX_RESPONSE_BODY).await {
             Ok(body) => {
                 if is_transient(status) {
-                    let mut attempt = classify(method.as_str(), url, status, &body);
+                    let mut attempt = classify(method.as_str(), to, status, &body);
                     if let Attempt::Transient {
                         retry_after: hint, ..
                     } = &mut attempt
@@ -354,14 +614,40 @@ impl HttpSink {
                     }
                     return Err(attempt);
                 }
-                Ok((status, body.to_vec()))
+                Ok((status, body))
             }
             Err(e) => Err(Attempt::transient(format!(
                 "{method} {shown}: the answer was cut off ({})",
-                error_chain(&e)
+                error_chain(&e.without_url())
             ))),
         }
     }
+}
+
+/// Where a request goes, and what its messages may show of it.
+struct Sent {
+    url: Url,
+    /// The URL as messages show it: no credentials, no record id.
+    shown: String,
+    /// The values the request sends, which an answer quoted in a message
+    /// must not repeat (see [`string_leaves`]).
+    values: Vec<String>,
+}
+
+/// The body of `response`, cut after `limit` bytes.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == limit {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 fn parse_operation(value: Option<&[u8]>) -> Result<Operation, String> {
@@ -381,12 +667,14 @@ fn is_transient(status: StatusCode) -> bool {
 }
 
 /// What an answer that is not the hoped-for one means.
-fn classify(method: &str, url: &Url, status: StatusCode, body: &[u8]) -> Attempt {
-    let message = format!(
-        "{method} {} answered {status}: {}",
-        redact_userinfo(url.as_str()),
-        quote(body)
-    );
+fn classify(method: &str, to: &Sent, status: StatusCode, body: &[u8]) -> Attempt {
+    let mut quoted = quote(body);
+    for value in &to.values {
+        if quoted.contains(value.as_str()) {
+            quoted = quoted.replace(value.as_str(), WITHHELD);
+        }
+    }
+    let message = format!("{method} {} answered {status}: {quoted}", to.shown);
     if is_transient(status) {
         Attempt::transient(message)
     } else {
@@ -522,6 +810,7 @@ mod tests {
             url: Url::parse(url).unwrap(),
             format: HttpFormat::CrmUpsert,
             headers: Vec::new(),
+            on_erasure: Vec::new(),
             timeout: Duration::from_secs(1),
             retry_budget: Duration::from_secs(1),
             backoff: Duration::from_millis(10),
@@ -536,7 +825,7 @@ mod tests {
 
     #[test]
     fn resource_urls_encode_the_id_as_one_segment() {
-        let sink = HttpSink::new("r", &spec("http://crm:5050/api/")).unwrap();
+        let sink = HttpSink::new("r", &spec("http://crm:5050/api/"), None).unwrap();
         let (collection, record) = sink
             .resource_urls(&op(
                 r#"{"op":"upsert","resource":"users","id":"a/b c","set":{"X":1}}"#,
@@ -554,7 +843,7 @@ mod tests {
 
     #[test]
     fn bad_operations_are_refused_naming_the_problem() {
-        let sink = HttpSink::new("r", &spec("http://crm:5050")).unwrap();
+        let sink = HttpSink::new("r", &spec("http://crm:5050"), None).unwrap();
         let refuse = |json: &str| sink.resource_urls(&op(json)).unwrap_err();
         assert!(
             refuse(r#"{"op":"delete","resource":"users","id":"u","set":{}}"#)
@@ -575,25 +864,36 @@ mod tests {
 
     #[test]
     fn server_errors_throttling_and_timeouts_are_transient_the_rest_permanent() {
-        let url = Url::parse("http://crm/users").unwrap();
+        let to = Sent {
+            url: Url::parse("http://crm/users/ada").unwrap(),
+            shown: "http://crm/users/{id}".into(),
+            values: vec!["ada@example.com".into()],
+        };
         for status in [500, 502, 503, 504, 408, 429] {
             let status = StatusCode::from_u16(status).unwrap();
             assert!(
-                matches!(
-                    classify("GET", &url, status, b""),
-                    Attempt::Transient { .. }
-                ),
+                matches!(classify("GET", &to, status, b""), Attempt::Transient { .. }),
                 "{status}"
             );
         }
-        for status in [400, 401, 403, 404, 409, 422] {
+        for status in [301, 307, 400, 401, 403, 404, 409, 422] {
             let status = StatusCode::from_u16(status).unwrap();
-            let attempt = classify("POST", &url, status, br#"{"error":"invalid user"}"#);
+            let attempt = classify(
+                "POST",
+                &to,
+                status,
+                br#"{"error":"invalid user","problems":["Email: ada@example.com"]}"#,
+            );
             let Attempt::Permanent(message) = attempt else {
                 panic!("{status} should be permanent");
             };
             assert!(message.contains("invalid user"), "{message}");
             assert!(message.contains(status.as_str()), "{message}");
+            assert!(message.contains("POST http://crm/users/{id} "), "{message}");
+            assert!(
+                message.contains("Email: <withheld: personal data>"),
+                "{message}"
+            );
         }
     }
 

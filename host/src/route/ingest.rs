@@ -12,6 +12,8 @@ use super::partition::produce_all;
 use super::status::RouteState;
 use super::{Producer, RouteRuntime};
 use crate::plugin::bindings::{Event, Header};
+use crate::plugin::pool::HTTP_SOURCE_PREFIX;
+use crate::subjects::crypto::token_pointers;
 
 /// How long a request waits for the broker before it is told to retry.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,12 +59,18 @@ pub async fn ingest(
     if rt.entry.state() != RouteState::Running {
         return Err(IngestError::NotRunning(route.clone()));
     }
+    let counters = &rt.entry.counters;
+    if let Some(refusal) = refuse_tokens(&value) {
+        counters.records_in.inc();
+        counters.rejected.inc();
+        return Err(refusal);
+    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     let event = Event {
-        topic: format!("http:{route}"),
+        topic: format!("{HTTP_SOURCE_PREFIX}{route}"),
         partition: 0,
         offset: SEQUENCE.fetch_add(1, Ordering::Relaxed),
         timestamp_ms: Some(now_ms),
@@ -70,7 +78,6 @@ pub async fn ingest(
         value: Some(value),
         headers,
     };
-    let counters = &rt.entry.counters;
     counters.records_in.inc();
     let chain = rt.chain();
     let inline = runs_on_async_workers(&chain);
@@ -128,12 +135,12 @@ fn runs_on_async_workers(chain: &Chain) -> bool {
 /// What one record of a batch became.
 pub type BatchResult = Result<(), IngestError>;
 
-/// Run `values` (one record each, in order) through `rt`'s chain as one
-/// batch, produce what each emits in order, and wait for the broker to
-/// acknowledge all of it. Records the chain refuses are reported and not
-/// published; the others are. `Err` when the batch as a whole could not be
-/// published (the broker, a paused route): nothing of it is known to be
-/// stored, and it may be posted again.
+/// Run `values` (one record each, in order) through `rt`'s chain, in
+/// batches of the route's `batch_size`, produce what each emits in order,
+/// and wait for the broker to acknowledge all of it. Records the chain
+/// refuses are reported and not published; the others are. `Err` when the
+/// post as a whole could not be published (the broker, a paused route):
+/// nothing of it is known to be stored, and it may be posted again.
 pub async fn ingest_batch(
     rt: &RouteRuntime,
     producer: &Producer,
@@ -143,59 +150,100 @@ pub async fn ingest_batch(
     if rt.entry.state() != RouteState::Running {
         return Err(IngestError::NotRunning(route.clone()));
     }
+    let counters = &rt.entry.counters;
+    counters.records_in.inc_by(values.len() as u64);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     let first = SEQUENCE.fetch_add(values.len() as i64, Ordering::Relaxed);
-    let events: Vec<Event> = values
-        .into_iter()
-        .enumerate()
-        .map(|(i, value)| Event {
-            topic: format!("http:{route}"),
-            partition: 0,
-            offset: first + i as i64,
-            timestamp_ms: Some(now_ms),
-            key: None,
-            value: Some(value),
-            headers: Vec::new(),
-        })
-        .collect();
-    let counters = &rt.entry.counters;
-    counters.records_in.inc_by(events.len() as u64);
-    let chain = rt.chain();
-    // A batch is real work for the plugins: off the request's worker.
-    let results = tokio::task::spawn_blocking(move || chain.run(&events))
-        .await
-        .map_err(|e| IngestError::Failed(format!("the plugin chain panicked: {e}")))?;
-    let mut outcome = Vec::with_capacity(results.len());
+    let mut outcome: Vec<BatchResult> = Vec::with_capacity(values.len());
+    // Each record's place in `outcome`, for those that go on to the chain.
+    let mut events: Vec<(usize, Event)> = Vec::with_capacity(values.len());
+    for (i, value) in values.into_iter().enumerate() {
+        if let Some(refusal) = refuse_tokens(&value) {
+            counters.rejected.inc();
+            outcome.push(Err(refusal));
+            continue;
+        }
+        outcome.push(Ok(()));
+        events.push((
+            i,
+            Event {
+                topic: format!("{HTTP_SOURCE_PREFIX}{route}"),
+                partition: 0,
+                offset: first + i as i64,
+                timestamp_ms: Some(now_ms),
+                key: None,
+                value: Some(value),
+                headers: Vec::new(),
+            },
+        ));
+    }
     let mut deliveries = Vec::new();
     let mut published = 0;
-    for result in results {
-        match result {
-            Ok(outputs) => {
-                if outputs.is_empty() {
-                    counters.dropped.inc();
+    // The route's batch size bounds what one plugin call is handed, however
+    // many records one post holds.
+    let batch_size = rt.route.tuning.batch_size().max(1);
+    let mut pending = events.into_iter().peekable();
+    while pending.peek().is_some() {
+        let (places, batch): (Vec<usize>, Vec<Event>) = pending.by_ref().take(batch_size).unzip();
+        let chain = rt.chain();
+        // A batch is real work for the plugins: off the request's worker.
+        let results = tokio::task::spawn_blocking(move || chain.run(&batch))
+            .await
+            .map_err(|e| IngestError::Failed(format!("the plugin chain panicked: {e}")))?;
+        for (place, result) in places.into_iter().zip(results) {
+            match result {
+                Ok(outputs) => {
+                    if outputs.is_empty() {
+                        counters.dropped.inc();
+                    }
+                    published += outputs.len();
+                    deliveries.extend(
+                        produce_all(producer, &outputs)
+                            .await
+                            .map_err(|f| IngestError::Unavailable(f.message))?,
+                    );
                 }
-                published += outputs.len();
-                deliveries.extend(
-                    produce_all(producer, &outputs)
-                        .await
-                        .map_err(|f| IngestError::Unavailable(f.message))?,
-                );
-                outcome.push(Ok(()));
+                Err(failure) => match refusal(rt, failure) {
+                    // Transient trouble with one record fails the post: the
+                    // client posts it again.
+                    e @ IngestError::Unavailable(_) => return Err(e),
+                    e => outcome[place] = Err(e),
+                },
             }
-            Err(failure) => match refusal(rt, failure) {
-                // Transient trouble with one record fails the batch: the
-                // client posts it again.
-                e @ IngestError::Unavailable(_) => return Err(e),
-                e => outcome.push(Err(e)),
-            },
         }
     }
     acknowledged(deliveries).await?;
     counters.records_out.inc_by(published as u64);
     Ok(outcome)
+}
+
+/// Tokens found in a record received over HTTP (at most this many named).
+const MAX_TOKENS_NAMED: usize = 10;
+
+/// A record from an HTTP client that holds switchyard tokens is refused,
+/// naming where: tokens are made by switchyard for the topic they are
+/// written to, so one in a client's record was lifted from somewhere (a
+/// topic, another record), and passing it on would let a later route
+/// decrypt it for whoever posted it.
+fn refuse_tokens(value: &[u8]) -> Option<IngestError> {
+    let found = token_pointers(value, MAX_TOKENS_NAMED);
+    if found.is_empty() {
+        return None;
+    }
+    Some(IngestError::Rejected(
+        found
+            .into_iter()
+            .map(|at| {
+                format!(
+                    "{at}: holds a switchyard token (sy:v…); tokens are made by switchyard and \
+                     are not accepted from clients"
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// What a failed record means for the client.

@@ -101,6 +101,7 @@ pub async fn run(
             tracing::error!(route = %name, error = %e, "cannot create the Kafka consumer");
             rt.entry.set(RouteState::Halted {
                 reason: format!("cannot create the Kafka consumer: {e}"),
+                detail: None,
             });
             return;
         }
@@ -115,6 +116,7 @@ pub async fn run(
         tracing::error!(route = %name, error = %e, "cannot subscribe");
         rt.entry.set(RouteState::Halted {
             reason: format!("cannot subscribe to {topics:?}: {e}"),
+            detail: None,
         });
         return;
     }

@@ -212,17 +212,21 @@ impl Worker {
     }
 
     fn halt(&self, event: &Event, failure: &Failure) -> Option<(Vec<DeliveryFuture>, bool)> {
+        // What anyone may read: where, and what kind of failure. The
+        // failure's own text may quote the record.
         let reason = format!(
-            "{}/{} offset {}: {} ({}) in {}",
+            "{}/{} offset {}: {} in {}",
             self.topic,
             self.partition,
             event.offset,
-            failure.message,
             failure.kind.as_str(),
             failure.plugin
         );
-        tracing::error!(route = %self.rt.route.name, "route halted before record {reason}; its offset is not committed");
-        self.rt.entry.set(RouteState::Halted { reason });
+        tracing::error!(route = %self.rt.route.name, detail = %failure.message, "route halted before record {reason}; its offset is not committed");
+        self.rt.entry.set(RouteState::Halted {
+            reason,
+            detail: Some(failure.message.clone()),
+        });
         self.stop.cancel();
         None
     }

@@ -4,12 +4,22 @@
 //! depend on it in any way (its failures, traps and deadlines included).
 //! The candidate has its own `state` store, so it cannot disturb the live
 //! step's.
+//!
+//! Samples of records that may hold personal data in plaintext (a step up
+//! to the shadowed one has decrypted) keep no values: each value is shown
+//! by its shape, with every string and number replaced by a digest under a
+//! key of this shadow's own, so that a reader sees which field differs, and
+//! whether two values are equal, but not what they are.
 
 use std::sync::Mutex;
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
+use serde_json::Value;
+use sha2::Sha256;
 
-use crate::plugin::bindings::{Error as PluginError, Event, Outcome};
+use super::chain::{string_leaves, WITHHELD};
+use crate::plugin::bindings::{Error as PluginError, Event, Header, Outcome};
 use crate::plugin::{CallError, InstancePool};
 
 /// Differences kept for the report: enough to see what differs, bounded.
@@ -21,6 +31,10 @@ pub struct Shadow {
     pub step: usize,
     pub candidate: InstancePool,
     stats: Mutex<Stats>,
+    /// The key of the digests that stand for values in samples of records
+    /// in plaintext: random per shadow, so that a digest cannot be looked
+    /// up in a table of likely values.
+    digest_key: [u8; 32],
 }
 
 #[derive(Default)]
@@ -62,19 +76,32 @@ impl Shadow {
             step,
             candidate,
             stats: Mutex::new(Stats::default()),
+            digest_key: crate::subjects::rand_bytes(),
         }
     }
 
     /// Run the candidate on `input` and compare with the live `outcomes`.
-    pub fn compare(&self, input: &[Event], live: &[Result<Outcome, CallError>]) {
+    /// `plaintext`: the records may hold personal data in plaintext, so
+    /// samples keep no values.
+    pub fn compare(&self, input: &[Event], live: &[Result<Outcome, CallError>], plaintext: bool) {
         let candidate = self.candidate.process_isolating(input);
+        let plaintext = plaintext || self.candidate.handles_plaintext();
         let mut stats = self.stats.lock().expect("shadow stats lock");
         for ((event, live), candidate) in input.iter().zip(live).zip(&candidate) {
-            let (live, candidate) = (describe(live), describe(candidate));
+            let (live_text, candidate_text) = (describe(live), describe(candidate));
             stats.compared += 1;
-            if live == candidate {
+            if live_text == candidate_text {
                 stats.agreed += 1;
             } else if stats.samples.len() < MAX_SAMPLES {
+                let (live, candidate) = if plaintext {
+                    let values = string_leaves(event.value.as_deref());
+                    (
+                        self.describe_masked(live, &values),
+                        self.describe_masked(candidate, &values),
+                    )
+                } else {
+                    (live_text, candidate_text)
+                };
                 stats.samples.push(Difference {
                     topic: event.topic.clone(),
                     partition: event.partition,
@@ -84,6 +111,84 @@ impl Shadow {
                 });
             }
         }
+    }
+
+    /// An outcome as [`describe`] shows it, with every value replaced by
+    /// its shape and digests, and `values` (the input's strings) taken out
+    /// of reasons and messages.
+    fn describe_masked(&self, outcome: &Result<Outcome, CallError>, values: &[String]) -> String {
+        let withhold = |text: &str| {
+            let mut text = text.to_owned();
+            for value in values {
+                if text.contains(value.as_str()) {
+                    text = text.replace(value.as_str(), WITHHELD);
+                }
+            }
+            text
+        };
+        let bytes = |bytes: &Option<Vec<u8>>| match bytes {
+            None => "null".to_owned(),
+            Some(b) => match serde_json::from_slice::<Value>(b) {
+                Ok(value) => self.mask(&value).to_string(),
+                Err(_) => self.digest(b),
+            },
+        };
+        let headers = |headers: &[Header]| {
+            headers
+                .iter()
+                .map(|h| format!("{}={}", h.key, self.digest(&h.value)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match outcome {
+            Err(e) => format!("error: {}", withhold(&e.to_string())),
+            Ok(Outcome::Drop) => "drop".to_owned(),
+            Ok(Outcome::Reject(reasons)) => format!("reject: {}", withhold(&reasons.join("; "))),
+            Ok(Outcome::Fail(PluginError::Retryable(m))) => {
+                format!("fail (retryable): {}", withhold(m))
+            }
+            Ok(Outcome::Fail(PluginError::Fatal(m))) => format!("fail (fatal): {}", withhold(m)),
+            Ok(Outcome::Emit(outputs)) => {
+                let outputs: Vec<String> = outputs
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{{target: {}, key: {}, value: {}, headers: [{}]}}",
+                            o.target.as_deref().unwrap_or("default"),
+                            bytes(&o.key),
+                            bytes(&o.value),
+                            headers(&o.headers)
+                        )
+                    })
+                    .collect();
+                format!("emit [{}]", outputs.join(", "))
+            }
+        }
+    }
+
+    /// `value` with its strings and numbers replaced by digests; its shape
+    /// (members, lengths of arrays) kept.
+    fn mask(&self, value: &Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(self.digest(s.as_bytes())),
+            Value::Number(n) => Value::String(self.digest(n.to_string().as_bytes())),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.mask(v)).collect()),
+            Value::Object(object) => Value::Object(
+                object
+                    .iter()
+                    .map(|(k, v)| (k.clone(), self.mask(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    /// `#` and 8 hex digits of an HMAC of `bytes` under this shadow's key.
+    fn digest(&self, bytes: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.digest_key)
+            .expect("HMAC takes any key length");
+        mac.update(bytes);
+        format!("#{}", hex::encode(&mac.finalize().into_bytes()[..4]))
     }
 
     /// The report; `live` is the live step's version tag.

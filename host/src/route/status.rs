@@ -18,8 +18,15 @@ pub enum RouteState {
     Connecting { error: String },
     /// Subscribed and processing.
     Running,
-    /// Stopped by its error policy; `reason` names the record and error.
-    Halted { reason: String },
+    /// Stopped by its error policy or a fault. `reason` says where and in
+    /// general terms (the record's place, the kind of failure, the plugin);
+    /// `detail`, the failure's own text (a plugin's reasons may quote the
+    /// record), is shown only to holders of the admin token.
+    Halted {
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// Paused by an operator: consumes nothing until resumed.
     Paused,
     /// Shut down cleanly.
@@ -138,7 +145,21 @@ impl StatusBoard {
         self.routes.write().expect("board lock").remove(name);
     }
 
+    /// Every route as anyone may see it: without the details of a halt,
+    /// which may quote a record.
     pub fn report(&self) -> Vec<RouteReport> {
+        let mut reports = self.report_with_details();
+        for report in &mut reports {
+            if let RouteState::Halted { detail, .. } = &mut report.state {
+                *detail = None;
+            }
+        }
+        reports
+    }
+
+    /// Every route, with the details of a halt: for the admin token's
+    /// holder.
+    pub fn report_with_details(&self) -> Vec<RouteReport> {
         let load = |c: &Counter| c.get();
         self.routes
             .read()

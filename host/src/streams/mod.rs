@@ -19,6 +19,14 @@
 //! A producer's first append to an unowned stream writes a claim and waits
 //! until this instance has read the owners topic past it: whichever claim
 //! is first in the log owns the stream, on every instance alike.
+//!
+//! Every stream costs a topic, so their number is capped
+//! (`streams_api.max_streams`): a new stream is claimed only while the
+//! owners table, read up to the end of its log, holds fewer streams than
+//! that. One instance creates its new streams one at a time, so it never
+//! passes the cap; instances creating at the same moment may each pass
+//! the check once, so the cap may be exceeded by at most the number of
+//! instances less one. Streams already claimed are never refused.
 
 pub mod ids;
 
@@ -68,6 +76,16 @@ pub enum StreamError {
     /// with another stream's topic).
     #[error("{0}")]
     InvalidName(String),
+    /// The new stream's topic would collide with another stream's (Kafka
+    /// treats `.` and `_` in topic names as the same).
+    #[error(
+        "stream {stream:?} would collide with stream {other:?}: Kafka treats '.' and '_' in \
+         topic names as the same"
+    )]
+    Collides { stream: String, other: String },
+    /// A new stream, and the store already holds the most it may.
+    #[error("this server keeps at most {max} streams")]
+    TooManyStreams { max: usize },
     /// Kafka did not answer in time, or refused.
     #[error("{0}")]
     Kafka(String),
@@ -101,6 +119,11 @@ pub struct StreamStore {
     readers: Mutex<Vec<BaseConsumer<LoggingContext>>>,
     /// One permit per reader: bounds the readers alive at once.
     reading: tokio::sync::Semaphore,
+    /// Most streams; see the module's docs.
+    max_streams: usize,
+    /// Held while this instance creates a stream, so that its own
+    /// creations cannot pass `max_streams` together.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl StreamStore {
@@ -157,6 +180,8 @@ impl StreamStore {
             topics: Mutex::new(HashSet::new()),
             readers: Mutex::new(Vec::new()),
             reading: tokio::sync::Semaphore::new(READERS),
+            max_streams: config.max_streams(),
+            creating: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -181,21 +206,35 @@ impl StreamStore {
         event: &[u8],
     ) -> Result<i64, StreamError> {
         // A known owner needs no claim (an owner never changes).
-        if self
-            .owners
-            .get(stream)
-            .is_some_and(|owner| owner != producer)
-        {
-            return Err(StreamError::Locked);
-        }
-        // The topic before the claim: a name Kafka refuses (one colliding
-        // with another stream's, `.` and `_` being the same to Kafka) must
-        // not leave a claimed stream that can never be written.
         let topic = self.topic_of(stream);
-        self.ensure_topic(&topic).await?;
-        match self.owner(stream, producer).await? {
-            owner if owner == producer => {}
-            _ => return Err(StreamError::Locked),
+        match self.owners.get(stream) {
+            Some(owner) if owner != producer => return Err(StreamError::Locked),
+            Some(_) => self.ensure_topic(&topic).await?,
+            None => {
+                let _creating = self.creating.lock().await;
+                // Every claim acknowledged anywhere, this one's rivals too.
+                self.owners.sync().await?;
+                let known = self.owners.get(stream).is_some();
+                if !known && self.owners.read(|owners| owners.len()) >= self.max_streams {
+                    return Err(StreamError::TooManyStreams {
+                        max: self.max_streams,
+                    });
+                }
+                if let Some(other) = self.colliding_stream(stream) {
+                    return Err(StreamError::Collides {
+                        stream: stream.to_owned(),
+                        other,
+                    });
+                }
+                // The topic before the claim: a name Kafka refuses (one
+                // colliding with another stream's, `.` and `_` being the
+                // same to Kafka) must not leave a claimed stream that can
+                // never be written.
+                self.ensure_topic(&topic).await?;
+                if self.owner(stream, producer).await? != producer {
+                    return Err(StreamError::Locked);
+                }
+            }
         }
         let headers = OwnedHeaders::new()
             .insert(KafkaHeader {
@@ -253,6 +292,19 @@ impl StreamStore {
             .payload(&value);
         self.write(record).await?;
         Ok(())
+    }
+
+    /// Another stream whose topic Kafka would take for `stream`'s: the
+    /// same name but for `.` against `_`.
+    fn colliding_stream(&self, stream: &str) -> Option<String> {
+        let same_to_kafka = |name: &str| name.replace('.', "_");
+        let wanted = same_to_kafka(stream);
+        self.owners.read(|owners| {
+            owners
+                .keys()
+                .find(|other| other.as_str() != stream && same_to_kafka(other) == wanted)
+                .cloned()
+        })
     }
 
     /// The owner of `stream`, claiming it for `producer` if it has none.

@@ -8,11 +8,19 @@
 //!                       so the key store finds a subject's keys without
 //!                       holding its id
 //!  data key (32 random bytes per subject lifetime, named by a random key id)
-//!    ├─ XChaCha20-Poly1305 over each field ─► token "sy:v1:<key id>:<nonce+ciphertext>"
-//!    │    associated data: key id and the field's JSON Pointer, so a token
-//!    │    moved to another field or altered fails authentication
+//!    ├─ XChaCha20-Poly1305 over each field ─► token "sy:v2:<key id>:<nonce+ciphertext>"
+//!    │    associated data: key id, scope and the field's JSON Pointer, so a
+//!    │    token altered, moved to another field, or carried to another topic
+//!    │    fails authentication
 //!    └─ HMAC "pseudonym" ─► "sy:ps:<...>", linked to nobody once the key is gone
 //! ```
+//!
+//! A token's **scope** is where it may be read: the topic the route that
+//! made it writes to. The host fixes both ends, never a plugin: `encrypt`
+//! binds a token to its route's sink topic, `decrypt` opens it only for a
+//! batch read from that topic. A token lifted from one topic and written
+//! into another (posted to a public API whose route writes elsewhere, say)
+//! does not open there, whatever field it is put in.
 //!
 //! Nonces are 192 random bits: collisions are negligible at any volume, so
 //! no nonce state is kept. Keys are wiped from memory when dropped.
@@ -27,8 +35,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-/// Every token starts with this; plugins recognise tokens by it.
-pub const TOKEN_PREFIX: &str = "sy:v1:";
+/// Every token made now starts with this; plugins recognise tokens by it.
+pub const TOKEN_PREFIX: &str = "sy:v2:";
+/// Tokens of the first format: bound to their field but not to a scope.
+/// Refused, so that no token can be read outside the topic it was made for.
+pub const LEGACY_TOKEN_PREFIX: &str = "sy:v1:";
 /// A key reference (a record key standing for a subject) starts with this.
 pub const KEY_REF_PREFIX: &str = "sy:key:";
 /// A pseudonym starts with this.
@@ -44,9 +55,19 @@ pub enum CryptoError {
     /// Not a token of this format (or of another version).
     #[error("not a switchyard token")]
     Malformed,
-    /// The ciphertext does not authenticate under its key for this field:
-    /// altered, truncated, or copied from another field.
-    #[error("the token failed authentication (tampered with, or not made for this field)")]
+    /// A token of the first format, which was not bound to a scope.
+    #[error(
+        "a token of the first format (sy:v1), made before tokens were bound to the topic \
+         they are written to; it is not accepted"
+    )]
+    Legacy,
+    /// The ciphertext does not authenticate under its key for this field
+    /// and scope: altered, truncated, copied from another field, or carried
+    /// from another topic.
+    #[error(
+        "the token failed authentication (tampered with, or not made for this field of this \
+         topic)"
+    )]
     Tampered,
 }
 
@@ -233,11 +254,12 @@ impl DataKey {
         DataKey(key)
     }
 
-    /// The token of `plaintext` at `field` (a JSON Pointer).
-    pub fn encrypt(&self, id: &KeyId, field: &str, plaintext: &[u8]) -> String {
+    /// The token of `plaintext` at `field` (a JSON Pointer), readable in
+    /// `scope` only.
+    pub fn encrypt(&self, id: &KeyId, scope: &str, field: &str, plaintext: &[u8]) -> String {
         let cipher = XChaCha20Poly1305::new((&*self.0).into());
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = token_aad(id, field);
+        let aad = token_aad(id, scope, field);
         let sealed = cipher
             .encrypt(
                 &nonce,
@@ -257,11 +279,12 @@ impl DataKey {
         )
     }
 
-    /// The plaintext of `token` (already parsed) at `field`.
-    pub fn decrypt(&self, token: &Token, field: &str) -> Result<Vec<u8>, CryptoError> {
+    /// The plaintext of `token` (already parsed) at `field`, read in
+    /// `scope`.
+    pub fn decrypt(&self, token: &Token, scope: &str, field: &str) -> Result<Vec<u8>, CryptoError> {
         let cipher = XChaCha20Poly1305::new((&*self.0).into());
         let (nonce, sealed) = token.body.split_at(NONCE_LEN);
-        let aad = token_aad(&token.key, field);
+        let aad = token_aad(&token.key, scope, field);
         cipher
             .decrypt(
                 XNonce::from_slice(nonce),
@@ -288,10 +311,15 @@ impl DataKey {
     }
 }
 
-fn token_aad(id: &KeyId, field: &str) -> Vec<u8> {
+/// What a token is bound to besides its key. The scope's length comes
+/// first, so that no scope and field can be split another way.
+fn token_aad(id: &KeyId, scope: &str, field: &str) -> Vec<u8> {
+    let scope_len = u32::try_from(scope.len()).unwrap_or(u32::MAX).to_be_bytes();
     [
-        b"switchyard field token v1\0".as_slice(),
+        b"switchyard field token v2\0".as_slice(),
         &id.0,
+        &scope_len,
+        scope.as_bytes(),
         field.as_bytes(),
     ]
     .concat()
@@ -306,6 +334,9 @@ pub struct Token {
 
 impl Token {
     pub fn parse(text: &str) -> Result<Token, CryptoError> {
+        if text.starts_with(LEGACY_TOKEN_PREFIX) {
+            return Err(CryptoError::Legacy);
+        }
         let rest = text
             .strip_prefix(TOKEN_PREFIX)
             .ok_or(CryptoError::Malformed)?;
@@ -318,6 +349,74 @@ impl Token {
             return Err(CryptoError::Malformed);
         }
         Ok(Token { key, body })
+    }
+}
+
+/// Whether `s` has the shape of a token of any format (`sy:v<digits>:`),
+/// whether or not it would open.
+pub fn is_token_shaped(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("sy:v") else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && rest.as_bytes().get(digits) == Some(&b':')
+}
+
+/// The JSON Pointers of the strings in the JSON document `json` that have
+/// the shape of a token, at most `limit` of them; empty for a document
+/// without any, or for bytes that are not JSON (nothing to find in them).
+///
+/// Records that arrive over HTTP are checked with this: tokens are made by
+/// switchyard for a topic and have no business coming from a client. The
+/// bytes are scanned first, so that a body without a token is not parsed: a
+/// token's text needs its prefix, or a `\u` escape that could spell it.
+pub fn token_pointers(json: &[u8], limit: usize) -> Vec<String> {
+    if memchr::memmem::find(json, b"sy:v").is_none() && memchr::memmem::find(json, b"\\u").is_none()
+    {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    collect_tokens(&value, &mut String::new(), limit, &mut found);
+    found
+}
+
+fn collect_tokens(
+    value: &serde_json::Value,
+    at: &mut String,
+    limit: usize,
+    found: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    if found.len() >= limit {
+        return;
+    }
+    let below = |at: &mut String, name: &str, value: &Value, found: &mut Vec<String>| {
+        let len = at.len();
+        at.push('/');
+        at.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        collect_tokens(value, at, limit, found);
+        at.truncate(len);
+    };
+    match value {
+        Value::String(s) if is_token_shaped(s) => found.push(if at.is_empty() {
+            String::from("/")
+        } else {
+            at.clone()
+        }),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                below(at, &i.to_string(), item, found);
+            }
+        }
+        Value::Object(object) => {
+            for (name, item) in object {
+                below(at, name, item, found);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -345,26 +444,35 @@ mod tests {
     }
 
     #[test]
-    fn a_token_round_trips_only_at_its_own_field_and_unaltered() {
+    fn a_token_round_trips_only_at_its_own_field_in_its_own_scope_and_unaltered() {
         let key = DataKey::random();
         let id = KeyId::random();
-        let token = key.encrypt(&id, "/payload/email", br#""ada@example.com""#);
+        let token = key.encrypt(&id, "internal", "/payload/email", br#""ada@example.com""#);
         assert!(token.starts_with(TOKEN_PREFIX), "{token}");
         assert!(!token.contains("ada"), "{token}");
         let parsed = Token::parse(&token).unwrap();
         assert_eq!(parsed.key, id);
         assert_eq!(
-            key.decrypt(&parsed, "/payload/email").unwrap(),
+            key.decrypt(&parsed, "internal", "/payload/email").unwrap(),
             br#""ada@example.com""#
         );
         // Moved to another field.
         assert_eq!(
-            key.decrypt(&parsed, "/payload/phone"),
+            key.decrypt(&parsed, "internal", "/payload/phone"),
             Err(CryptoError::Tampered)
         );
+        // Carried to another topic, at the same field.
+        assert_eq!(
+            key.decrypt(&parsed, "user-events", "/payload/email"),
+            Err(CryptoError::Tampered)
+        );
+        // Scope and field cannot be split another way.
+        let split = key.encrypt(&id, "a", "b/c", b"1");
+        let split = Token::parse(&split).unwrap();
+        assert_eq!(key.decrypt(&split, "ab", "/c"), Err(CryptoError::Tampered));
         // Another key.
         assert_eq!(
-            DataKey::random().decrypt(&parsed, "/payload/email"),
+            DataKey::random().decrypt(&parsed, "internal", "/payload/email"),
             Err(CryptoError::Tampered)
         );
         // One character of the ciphertext changed.
@@ -373,13 +481,13 @@ mod tests {
         altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
         let altered = Token::parse(std::str::from_utf8(&altered).unwrap()).unwrap();
         assert_eq!(
-            key.decrypt(&altered, "/payload/email"),
+            key.decrypt(&altered, "internal", "/payload/email"),
             Err(CryptoError::Tampered)
         );
         // Two encryptions of the same value differ (random nonces).
         assert_ne!(
             token,
-            key.encrypt(&id, "/payload/email", br#""ada@example.com""#)
+            key.encrypt(&id, "internal", "/payload/email", br#""ada@example.com""#)
         );
     }
 
@@ -387,14 +495,47 @@ mod tests {
     fn malformed_tokens_are_told_apart_from_tampered_ones() {
         for bad in [
             "ada@example.com",
-            "sy:v1:",
-            "sy:v1:nokey",
-            "sy:v1:short:AAAA",
-            "sy:v2:AAAAAAAAAAAAAAAAAAAAAA:AAAA",
-            "sy:v1:AAAAAAAAAAAAAAAAAAAAAA:not base64!",
+            "sy:v2:",
+            "sy:v2:nokey",
+            "sy:v2:short:AAAA",
+            "sy:v3:AAAAAAAAAAAAAAAAAAAAAA:AAAA",
+            "sy:v2:AAAAAAAAAAAAAAAAAAAAAA:not base64!",
         ] {
             assert_eq!(Token::parse(bad), Err(CryptoError::Malformed), "{bad}");
         }
+        // The first format is told apart: it is refused for what it is.
+        assert_eq!(
+            Token::parse("sy:v1:AAAAAAAAAAAAAAAAAAAAAA:AAAA"),
+            Err(CryptoError::Legacy)
+        );
+    }
+
+    #[test]
+    fn tokens_are_found_in_json_documents_escaped_or_not() {
+        assert!(is_token_shaped("sy:v2:abc"));
+        assert!(is_token_shaped("sy:v1:"));
+        assert!(is_token_shaped("sy:v10:x"));
+        for not in [
+            "sy:v:",
+            "sy:vx:",
+            "sy:v2",
+            "xsy:v2:",
+            "sy:key:abc",
+            "sy:ps:abc",
+            "",
+        ] {
+            assert!(!is_token_shaped(not), "{not}");
+        }
+        let doc = br#"{"a":"sy:v2:k:b","b":[1,{"c~/d":"sy:v1:x:y"}],"e":"plain","f":"sy:key:k"}"#;
+        assert_eq!(token_pointers(doc, 10), ["/a", "/b/1/c~0~1d"]);
+        assert_eq!(token_pointers(doc, 1), ["/a"]);
+        // Escaped so that the bytes never show the prefix.
+        let escaped = br#"{"a":{"b":"\u0073y:v2:k:b"}}"#;
+        assert_eq!(token_pointers(escaped, 10), ["/a/b"]);
+        assert_eq!(token_pointers(br#""sy:v2:k:b""#, 10), ["/"]);
+        // Nothing to find: no prefix, or not JSON.
+        assert!(token_pointers(br#"{"a":"sy:key:k","u":"\u00e9"}"#, 10).is_empty());
+        assert!(token_pointers(b"sy:v2: not json", 10).is_empty());
     }
 
     #[test]

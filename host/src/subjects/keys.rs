@@ -15,6 +15,16 @@
 //! - **Erasure**: a tombstone per key id. Every instance drops the key as
 //!   soon as its reader passes the tombstone; compaction then removes the
 //!   wrapped key from the brokers' disks.
+//! - **Suppression** (the default after an erasure): a record keyed
+//!   `suppressed:<subject index>` names a *dead key id* for the subject,
+//!   one that never had a stored key. The subject's data that arrives later
+//!   is encrypted under that id with a key nobody keeps, so every reader
+//!   finds it erased; any key of the subject written after the marker (a
+//!   race with another instance) is treated as erased too:
+//!
+//!   ```json
+//!   {"v": 1, "dead_key": "<key id>", "since_ms": 1764590400000}
+//!   ```
 //! - **Decrypting** a token whose key this instance has not seen waits for
 //!   the reader to catch up with the topic first (the key may have been made
 //!   on another instance a moment ago); a key still unknown then is treated
@@ -44,7 +54,17 @@ pub enum StoreError {
     /// The key topic could not be written or read in time.
     #[error("the subject key store is unavailable: {0}")]
     Unavailable(String),
+    /// Too many new subjects from clients over HTTP at once: the same call
+    /// succeeds a moment later.
+    #[error(
+        "too many new data subjects from clients ({0} per second at most, \
+         `subjects.new_subjects_per_second`); send it again in a moment"
+    )]
+    TooManyNewSubjects(u32),
 }
+
+/// Default of `subjects.new_subjects_per_second`.
+pub const DEFAULT_NEW_SUBJECTS_PER_SECOND: u32 = 100;
 
 /// A key record as stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -53,6 +73,18 @@ struct KeyRecord {
     subject: String,
     wrapped: String,
     created_ms: i64,
+}
+
+/// The key of a suppression record starts with this; key ids never do
+/// (they are base64url without `:`).
+const SUPPRESSED_PREFIX: &str = "suppressed:";
+
+/// A suppression record as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct SuppressionRecord {
+    v: u32,
+    dead_key: String,
+    since_ms: i64,
 }
 
 /// What the key topic says, folded in log order.
@@ -67,10 +99,16 @@ pub struct KeyTable {
     /// Tombstoned since [`KeyStore::take_erased`] last looked: erasures
     /// made on any instance, for this one to purge its own memory of.
     newly_erased: Vec<KeyId>,
+    /// Subjects erased whose later data is made unreadable: their dead key
+    /// id.
+    suppressed: HashMap<SubjectIndex, KeyId>,
 }
 
 impl KeyTable {
     fn fold(table: &mut KeyTable, key: String, value: Option<String>) {
+        if let Some(index) = key.strip_prefix(SUPPRESSED_PREFIX) {
+            return table.fold_suppression(&key, index, value);
+        }
         let Some(id) = KeyId::decode(&key) else {
             tracing::warn!(key = %key, "ignoring a record of the key topic with a key that is not a key id");
             return;
@@ -100,12 +138,48 @@ impl KeyTable {
                     tracing::warn!(key = %key, "ignoring a record of the key topic that is not a key record");
                     return;
                 };
+                if table.suppressed.contains_key(&index) {
+                    // Made after the subject's erasure (by an instance that
+                    // had not read it yet): as erased as the rest.
+                    if table.erased.insert(id) {
+                        table.newly_erased.push(id);
+                    }
+                    return;
+                }
                 if table.by_id.insert(id, (index, wrapped)).is_none() {
                     table.by_subject.entry(index).or_default().push(id);
                 }
                 table.erased.remove(&id);
             }
         }
+    }
+
+    fn fold_suppression(&mut self, key: &str, index: &str, value: Option<String>) {
+        let Some(index) = SubjectIndex::decode(index) else {
+            tracing::warn!(key = %key, "ignoring a suppression record without a subject index");
+            return;
+        };
+        let Some(text) = value else {
+            // Lifted: the subject's later data gets keys again.
+            self.suppressed.remove(&index);
+            return;
+        };
+        let Some(dead) = serde_json::from_str::<SuppressionRecord>(&text)
+            .ok()
+            .and_then(|r| KeyId::decode(&r.dead_key))
+        else {
+            tracing::warn!(key = %key, "ignoring a record of the key topic that is not a suppression record");
+            return;
+        };
+        // Whatever keys the subject still has are erased with it.
+        for id in self.by_subject.remove(&index).unwrap_or_default() {
+            self.by_id.remove(&id);
+            if self.erased.insert(id) {
+                self.newly_erased.push(id);
+            }
+        }
+        self.erased.insert(dead);
+        self.suppressed.insert(index, dead);
     }
 
     fn lookup(&self, id: &KeyId) -> Lookup {
@@ -158,6 +232,16 @@ enum Backing {
 pub struct KeyStore {
     ring: KeyRing,
     backing: Backing,
+    /// How fast clients may bring new subjects, and that number.
+    new_subjects: (governor::DefaultDirectRateLimiter, u32),
+}
+
+fn new_subject_limiter(per_second: u32) -> (governor::DefaultDirectRateLimiter, u32) {
+    let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+    (
+        governor::RateLimiter::direct(governor::Quota::per_second(rate)),
+        rate.get(),
+    )
 }
 
 /// One of a subject's keys, as erasure reports it.
@@ -194,7 +278,15 @@ impl KeyStore {
                 topic: topic.to_owned(),
                 producer,
             },
+            new_subjects: new_subject_limiter(DEFAULT_NEW_SUBJECTS_PER_SECOND),
         })
+    }
+
+    /// This store with clients allowed `per_second` new subjects (see
+    /// [`KeyStore::key_for_client`]).
+    pub fn with_new_subjects_per_second(mut self, per_second: u32) -> KeyStore {
+        self.new_subjects = new_subject_limiter(per_second);
+        self
     }
 
     /// A store in this process's memory only.
@@ -202,6 +294,7 @@ impl KeyStore {
         KeyStore {
             ring,
             backing: Backing::Memory(Default::default()),
+            new_subjects: new_subject_limiter(DEFAULT_NEW_SUBJECTS_PER_SECOND),
         }
     }
 
@@ -212,11 +305,34 @@ impl KeyStore {
         }
     }
 
-    /// The subject's current key, made if it has none.
+    /// The subject's current key, made if it has none. For a suppressed
+    /// subject, its dead key id with a key nobody keeps: what is encrypted
+    /// with it can never be read.
     pub fn key_for(&self, subject: &str) -> Result<(KeyId, DataKey), StoreError> {
+        self.key_for_limited(subject, false)
+    }
+
+    /// [`KeyStore::key_for`] for a record a client sent over HTTP: a new
+    /// subject counts against the rate of new subjects clients may bring.
+    pub fn key_for_client(&self, subject: &str) -> Result<(KeyId, DataKey), StoreError> {
+        self.key_for_limited(subject, true)
+    }
+
+    fn key_for_limited(
+        &self,
+        subject: &str,
+        limited: bool,
+    ) -> Result<(KeyId, DataKey), StoreError> {
         let index = self.ring.subject_index(subject);
+        if let Some(dead) = self.read(|t| t.suppressed.get(&index).copied()) {
+            return Ok((dead, DataKey::random()));
+        }
         if let Some(found) = self.current(&index) {
             return Ok(found);
+        }
+        let (limiter, per_second) = &self.new_subjects;
+        if limited && limiter.check().is_err() {
+            return Err(StoreError::TooManyNewSubjects(*per_second));
         }
         let id = KeyId::random();
         let wrapped = self.ring.wrap(&id, &index, &DataKey::random());
@@ -260,10 +376,23 @@ impl KeyStore {
         Ok(live.and_then(|(index, wrapped)| self.ring.unwrap(id, &index, &wrapped).ok()))
     }
 
+    /// Whether the key `id` is known to be erased (on any instance whose
+    /// erasure this one has read). A key never seen is not.
+    pub fn is_erased(&self, id: &KeyId) -> bool {
+        self.read(|t| matches!(t.lookup(id), Lookup::Erased))
+    }
+
+    /// Whether `subject`'s later data is made unreadable.
+    pub fn is_suppressed(&self, subject: &str) -> bool {
+        let index = self.ring.subject_index(subject);
+        self.read(|t| t.suppressed.contains_key(&index))
+    }
+
     /// Destroy every key of `subject`: returns what was destroyed, with the
     /// pseudonyms the keys gave (for tombstones keyed by them). A subject
-    /// without keys gives an empty list.
-    pub fn erase(&self, subject: &str) -> Result<Vec<ErasedKey>, StoreError> {
+    /// without keys gives an empty list. With `suppress`, the subject's
+    /// later data is made unreadable too (see the module docs).
+    pub fn erase(&self, subject: &str, suppress: bool) -> Result<Vec<ErasedKey>, StoreError> {
         if let Backing::Kafka { table, .. } = &self.backing {
             table
                 .sync_blocking()
@@ -278,15 +407,34 @@ impl KeyStore {
                 .filter_map(|id| Some((*id, t.by_id.get(id)?.1.clone())))
                 .collect()
         });
-        let mut erased = Vec::with_capacity(keys.len());
-        for (id, wrapped) in keys {
-            let pseudonym = self
-                .ring
-                .unwrap(&id, &index, &wrapped)
-                .map(|key| key.pseudonym())
-                .unwrap_or_default();
-            self.write(&id, None)?;
-            erased.push(ErasedKey { id, pseudonym });
+        let erased: Vec<ErasedKey> = keys
+            .into_iter()
+            .map(|(id, wrapped)| ErasedKey {
+                id,
+                pseudonym: self
+                    .ring
+                    .unwrap(&id, &index, &wrapped)
+                    .map(|key| key.pseudonym())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        // The marker first: from it on, every instance treats the
+        // subject's keys, and any made in a race, as erased.
+        if suppress && !self.read(|t| t.suppressed.contains_key(&index)) {
+            let record = SuppressionRecord {
+                v: 1,
+                dead_key: KeyId::random().encode(),
+                since_ms: now_ms(),
+            };
+            let value = serde_json::to_string(&record).expect("a suppression record serialises");
+            self.write_record(
+                &format!("{SUPPRESSED_PREFIX}{}", index.encode()),
+                Some(value),
+            )?;
+        }
+        // Tombstones, so that compaction removes the wrapped keys.
+        for key in &erased {
+            self.write(&key.id, None)?;
         }
         Ok(erased)
     }
@@ -328,13 +476,17 @@ impl KeyStore {
                 v: 1,
                 subject: index.encode(),
                 wrapped: URL_SAFE_NO_PAD.encode(wrapped),
-                created_ms: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64),
+                created_ms: now_ms(),
             })
             .expect("a key record serialises")
         });
-        let key_text = id.encode();
+        self.write_record(&id.encode(), value)
+    }
+
+    /// Write a record of the key topic and wait until this instance's table
+    /// has it.
+    fn write_record(&self, key_text: &str, value: Option<String>) -> Result<(), StoreError> {
+        let key_text = key_text.to_owned();
         match &self.backing {
             Backing::Memory(table) => {
                 KeyTable::fold(&mut table.lock().expect("key table lock"), key_text, value);
@@ -364,6 +516,12 @@ impl KeyStore {
             }
         }
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Block until `delivery` completes or `timeout` passes.
@@ -403,9 +561,9 @@ mod tests {
         let (again, _) = store.key_for("u-1").unwrap();
         assert_eq!(first, again);
         assert_ne!(store.key_for("u-2").unwrap().0, first);
-        let token = key.encrypt(&first, "/email", b"\"ada@example.com\"");
+        let token = key.encrypt(&first, "t", "/email", b"\"ada@example.com\"");
 
-        let erased = store.erase("u-1").unwrap();
+        let erased = store.erase("u-1", false).unwrap();
         assert_eq!(erased.len(), 1);
         assert_eq!(erased[0].id, first);
         assert_eq!(erased[0].pseudonym, key.pseudonym());
@@ -416,13 +574,54 @@ mod tests {
         let (fresh, _) = store.key_for("u-1").unwrap();
         assert_ne!(fresh, first);
         // Erasing again, or a subject never seen, is not an error.
-        assert_eq!(store.erase("u-1").unwrap().len(), 1);
-        assert!(store.erase("u-1").unwrap().is_empty());
-        assert!(store.erase("nobody").unwrap().is_empty());
+        assert_eq!(store.erase("u-1", false).unwrap().len(), 1);
+        assert!(store.erase("u-1", false).unwrap().is_empty());
+        assert!(store.erase("nobody", false).unwrap().is_empty());
         assert!(store
             .key_by_id(&store.key_for("u-2").unwrap().0)
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn a_suppressed_subject_gets_a_dead_key_and_keys_made_in_a_race_die_too() {
+        let ring = KeyRing::new(&MasterKey::random());
+        let index = ring.subject_index("u-1");
+        let store = KeyStore::in_memory(ring);
+        let (first, _) = store.key_for("u-1").unwrap();
+        assert!(!store.is_suppressed("u-1"));
+        let erased = store.erase("u-1", true).unwrap();
+        assert_eq!(erased.len(), 1);
+        assert!(store.is_suppressed("u-1") && !store.is_suppressed("u-2"));
+        assert!(store.is_erased(&first));
+        // Later data: always the same dead id, never a key that opens.
+        let (dead, key) = store.key_for("u-1").unwrap();
+        assert_ne!(dead, first);
+        assert_eq!(store.key_for("u-1").unwrap().0, dead);
+        assert!(store.is_erased(&dead));
+        assert!(store.key_by_id(&dead).unwrap().is_none());
+        let token = key.encrypt(&dead, "t", "/email", b"\"x\"");
+        let parsed = super::super::crypto::Token::parse(&token).unwrap();
+        assert!(store.key_by_id(&parsed.key).unwrap().is_none());
+        assert!(store.key_ids("u-1").unwrap().is_empty());
+        // A key another instance wrote after the marker is as erased.
+        let late = KeyId::random();
+        let record = serde_json::json!({
+            "v": 1, "subject": index.encode(),
+            "wrapped": URL_SAFE_NO_PAD.encode(store.ring.wrap(&late, &index, &DataKey::random())),
+            "created_ms": 0,
+        });
+        store
+            .write_record(&late.encode(), Some(record.to_string()))
+            .unwrap();
+        assert!(store.is_erased(&late));
+        assert_eq!(store.key_for("u-1").unwrap().0, dead);
+        // Erasing again: nothing more to destroy, the same dead id.
+        assert!(store.erase("u-1", true).unwrap().is_empty());
+        assert_eq!(store.key_for("u-1").unwrap().0, dead);
+        // Others are untouched.
+        let (other, _) = store.key_for("u-2").unwrap();
+        assert!(store.key_by_id(&other).unwrap().is_some());
     }
 
     #[test]

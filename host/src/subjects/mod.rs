@@ -4,8 +4,10 @@
 //! ```text
 //!  plugin (redact: encrypt, pseudonymize; decrypt) ──imports──► KeyStore ◄── key topic (compacted)
 //!                                                                  ▲
-//!  DELETE /admin/subjects/{id} ──► Subjects::erase ────────────────┘ destroy the keys, then
-//!        tombstones on the configured topics, purge of buffers, an audit record, a report
+//!  DELETE /admin/subjects/{id} ──► Subjects::erase ────────────────┘ destroy the keys (and
+//!        suppress the subject's later data), then tombstones on the configured topics, purge
+//!        of buffers, the subject's records overwritten at HTTP sinks that hold copies (a CRM),
+//!        an audit record, a report
 //! ```
 //!
 //! - [`crypto`]: the master key, data keys, tokens, pseudonyms.
@@ -22,8 +24,9 @@ use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{EraseKey, EraseTopic};
+use crate::config::{AfterErasure, EraseKey, EraseTopic};
 use crate::route::buffer::Buffers;
+use crate::route::http_sink::{HttpSink, Overwritten};
 use crate::route::Producer;
 use crypto::{KeyId, Token};
 use keys::{KeyStore, StoreError};
@@ -60,6 +63,7 @@ pub struct Subjects {
     pub keys_topic: String,
     pub subject_field: String,
     pub erase_topics: Vec<EraseTopic>,
+    pub after_erasure: AfterErasure,
 }
 
 /// What an erasure did.
@@ -75,6 +79,12 @@ pub struct ErasureReport {
     pub tombstones: Vec<TombstoneReport>,
     /// Records removed from each in-memory buffer.
     pub buffers_purged: BTreeMap<String, usize>,
+    /// The subject's records overwritten at the endpoints of HTTP sinks
+    /// that keep copies (a CRM), per route and kind of record.
+    pub downstream: Vec<Overwritten>,
+    /// Whether the subject's later data is made unreadable (see
+    /// `subjects.after_erasure`).
+    pub suppressed: bool,
     pub audit: AuditReport,
     /// Keep this to prove the erasure later: the audit record holds only
     /// `digest`, the SHA-256 of `salt` followed by the subject id.
@@ -113,6 +123,9 @@ struct AuditRecord<'a> {
     keys_destroyed: usize,
     tombstones: usize,
     buffer_records_purged: usize,
+    downstream_records_overwritten: usize,
+    downstream_failures: usize,
+    suppressed: bool,
     subject_digest: &'a str,
 }
 
@@ -128,20 +141,24 @@ pub enum EraseError {
 
 impl Subjects {
     /// Erase `subject`: destroy its keys (every copy of its encrypted data
-    /// becomes unreadable), write tombstones keyed by what its records were
-    /// keyed by, purge it from in-memory buffers, and record the erasure.
-    /// Safe to repeat; a subject never seen is not an error.
+    /// becomes unreadable) and, as configured, suppress its later data;
+    /// write tombstones keyed by what its records were keyed by, purge it
+    /// from in-memory buffers, overwrite its records at the endpoints of
+    /// `sinks` that hold copies, and record the erasure. Safe to repeat; a
+    /// subject never seen is not an error.
     pub async fn erase(
         self: &Arc<Self>,
         subject: &str,
         producer: &Producer,
         buffers: &Buffers,
+        sinks: &[Arc<HttpSink>],
     ) -> Result<ErasureReport, EraseError> {
         let erasure_id = uuid::Uuid::new_v4().to_string();
         let now = format_time(chrono::Utc::now());
         let this = self.clone();
         let owned = subject.to_owned();
-        let erased = tokio::task::spawn_blocking(move || this.keys.erase(&owned))
+        let suppress = self.after_erasure == AfterErasure::Suppress;
+        let erased = tokio::task::spawn_blocking(move || this.keys.erase(&owned, suppress))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
@@ -181,6 +198,13 @@ impl Subjects {
             }
         }
 
+        // After the keys: nothing decrypted from now on can bring the data
+        // back (HTTP sinks also skip outputs of erased subjects).
+        let mut downstream = Vec::new();
+        for sink in sinks.iter().filter(|s| s.erases()) {
+            downstream.extend(sink.erase(subject).await);
+        }
+
         let salt: [u8; 16] = rand_bytes();
         let digest = hex::encode(
             Sha256::new()
@@ -195,6 +219,9 @@ impl Subjects {
             keys_destroyed: erased.len(),
             tombstones: tombstones.len(),
             buffer_records_purged: buffers_purged.values().sum(),
+            downstream_records_overwritten: downstream.iter().map(|d| d.records).sum(),
+            downstream_failures: downstream.iter().filter(|d| d.error.is_some()).count(),
+            suppressed: suppress,
             subject_digest: &digest,
         };
         let audit_json = serde_json::to_string(&audit).expect("an audit record serialises");
@@ -204,8 +231,17 @@ impl Subjects {
             erasure_id = %erasure_id,
             keys_destroyed = erased.len(),
             tombstones = tombstones.len(),
+            downstream_records_overwritten = audit.downstream_records_overwritten,
             "data subject erased"
         );
+        if audit.downstream_failures > 0 {
+            tracing::error!(
+                erasure_id = %erasure_id,
+                failures = audit.downstream_failures,
+                "an erasure could not overwrite every copy at an HTTP sink's endpoint; erase again \
+                 to complete it"
+            );
+        }
         Ok(ErasureReport {
             erasure_id: erasure_id.clone(),
             erased_at: now,
@@ -213,6 +249,8 @@ impl Subjects {
             key_refs: erased.iter().map(|k| k.id.key_ref()).collect(),
             tombstones,
             buffers_purged,
+            downstream,
+            suppressed: suppress,
             audit: AuditReport {
                 topic: self.audit_topic.clone(),
                 partition,
@@ -283,7 +321,8 @@ async fn write(
         })
 }
 
-fn rand_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the operating system's random source.
+pub(crate) fn rand_bytes<const N: usize>() -> [u8; N] {
     use chacha20poly1305::aead::rand_core::RngCore;
     let mut bytes = [0u8; N];
     chacha20poly1305::aead::OsRng.fill_bytes(&mut bytes);

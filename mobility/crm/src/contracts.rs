@@ -12,9 +12,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
-/// A registered user of the mobility platform.
+/// A registered user of the mobility platform. Fields it does not have
+/// are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct User {
     /// The user's id; unique among users.
     #[schema(example = "u-1", min_length = 1)]
@@ -24,7 +25,7 @@ pub struct User {
     #[schema(example = "Ada")]
     pub first_name: Option<String>,
     /// One `@` with text on both sides.
-    #[schema(example = "ada@example.com", min_length = 3)]
+    #[schema(example = "ada@example.com", pattern = r"^[^@]+@[^@]+$")]
     pub email: String,
     /// The `Type` of the user's last trip.
     #[schema(example = "bike")]
@@ -37,9 +38,9 @@ pub struct User {
     pub last_trip_date: DateTime<Utc>,
 }
 
-/// A trip made by a user.
+/// A trip made by a user. Fields it does not have are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Trip {
     /// The trip's id; unique among trips.
     #[schema(example = "t-1", min_length = 1)]

@@ -4,7 +4,9 @@
 //! injection under `/_mock`, and an OpenAPI document with Swagger UI.
 //!
 //! Run it with the `mock-crm` binary, or in-process with [`serve`] (tests,
-//! other binaries); [`app`] is the bare router.
+//! other binaries); [`app`] is the bare router. The controls that change
+//! the mock (`/_mock/faults`, `/_mock/reset`) need the control token given
+//! to [`app`] or [`serve`]; without one they are disabled.
 
 mod contracts;
 mod error;
@@ -30,12 +32,26 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 
+pub use crate::mock::{ControlToken, ShortToken};
+
 /// Where the API explorer (Swagger UI) is, as a path.
 pub const EXPLORER_PATH: &str = "/swagger/";
 
-/// The mock's routes over fresh, empty state.
-pub fn app() -> Router {
-    let state = AppState::default();
+/// The mock's routes over fresh, empty state; `control_token` unlocks the
+/// controls that change it (none: they answer 403).
+pub fn app(control_token: Option<ControlToken>) -> Router {
+    let state = AppState::new(control_token);
+    // Injecting faults and resetting take the CRM down or wipe it.
+    let controls = Router::new()
+        .route(
+            "/_mock/faults",
+            post(mock::set_fault).delete(mock::clear_fault),
+        )
+        .route("/_mock/reset", post(mock::reset))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            mock::require_control_token,
+        ));
     Router::new()
         .route(
             "/users",
@@ -53,12 +69,8 @@ pub fn app() -> Router {
             "/trips/{id}",
             get(records::get_trip).post(records::replace_trip),
         )
-        .route(
-            "/_mock/faults",
-            post(mock::set_fault).delete(mock::clear_fault),
-        )
+        .merge(controls)
         .route("/_mock/stats", get(mock::stats))
-        .route("/_mock/reset", post(mock::reset))
         .route("/", get(to_explorer))
         .merge(openapi::router())
         // After every route, so that it applies to all of them.
@@ -76,9 +88,10 @@ pub fn app() -> Router {
 /// the requests in flight.
 pub async fn serve(
     listener: TcpListener,
+    control_token: Option<ControlToken>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app())
+    axum::serve(listener, app(control_token))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -14,6 +14,11 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "MOCK_CRM_LISTEN", default_value = "127.0.0.1:5050")]
     listen: SocketAddr,
+    /// Token (16 characters or more) that unlocks fault injection and reset
+    /// (`Authorization: Bearer <token>`); without one they are disabled.
+    /// Prefer the variable: a flag shows in the process list.
+    #[arg(long, env = "MOCK_CRM_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
 }
 
 #[tokio::main]
@@ -26,6 +31,12 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    let control_token = args
+        .control_token
+        .as_deref()
+        .map(mock_crm::ControlToken::new)
+        .transpose()
+        .context("--control-token (MOCK_CRM_CONTROL_TOKEN)")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -37,7 +48,13 @@ async fn main() -> anyhow::Result<()> {
         "listening on http://{address}; API explorer at http://{address}{}",
         mock_crm::EXPLORER_PATH
     );
-    mock_crm::serve(listener, shutdown_signal())
+    if control_token.is_none() {
+        tracing::info!(
+            "no control token: fault injection and reset are disabled \
+             (set MOCK_CRM_CONTROL_TOKEN to use them)"
+        );
+    }
+    mock_crm::serve(listener, control_token, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped; all data dropped");

@@ -6,16 +6,25 @@
 //! delay, for a time (`for_ms`), a number of requests (`count`), or both
 //! (whichever ends first), so that retries, back-off and recovery can be
 //! exercised against a CRM that fails and then comes back.
+//!
+//! Injecting a fault or resetting takes the CRM down or wipes it for
+//! everyone, so both need the **control token** the mock was started with
+//! (`Authorization: Bearer <token>`); without one configured they are
+//! disabled. Reading the counters (`GET /_mock/stats`) stays open: it
+//! changes nothing, shows less than `GET /users` (counts, not records),
+//! and is what health probes and tests poll to see the mock is up.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
@@ -25,13 +34,95 @@ use crate::extract::JsonObject;
 use crate::state::AppState;
 use crate::validation::Fields;
 
+/// The token that unlocks the mock's controls. Its `Debug` shows nothing of
+/// it.
+#[derive(Clone)]
+pub struct ControlToken {
+    /// SHA-256 of the token, what requests are compared against.
+    digest: [u8; 32],
+}
+
+/// Why a control token was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the control token must be at least {min} characters (got {got})", min = ControlToken::MIN_LEN)]
+pub struct ShortToken {
+    got: usize,
+}
+
+impl ControlToken {
+    /// Shortest token accepted: one that can be guessed is no lock.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(token: &str) -> Result<Self, ShortToken> {
+        let token = token.trim();
+        let got = token.chars().count();
+        if got < Self::MIN_LEN {
+            return Err(ShortToken { got });
+        }
+        Ok(Self {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        })
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.digest.ct_eq(&digest).into()
+    }
+}
+
+impl std::fmt::Debug for ControlToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlToken(<withheld>)")
+    }
+}
+
+/// Middleware of the controls that change the mock (faults, reset): 403
+/// when no control token is configured, 401 without the right one.
+pub async fn require_control_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = state.control_token() else {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mock control is disabled: start the mock with a control token \
+             (--control-token or MOCK_CRM_CONTROL_TOKEN)",
+        )
+        .into_response();
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let refusal = match presented {
+        Some(presented) if token.matches(presented) => return next.run(request).await,
+        Some(_) => "the control token is not valid",
+        None => "mock control needs `Authorization: Bearer <control token>`",
+    };
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, refusal).into_response();
+    // What a 401 must say (RFC 9110): how to authenticate.
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
 /// The longest a fault may last by time: a day.
 const MAX_FOR_MS: u64 = 24 * 60 * 60 * 1000;
+/// The most requests a fault may count: a billion (and within what every
+/// JSON parser reads as an exact integer).
+const MAX_COUNT: u64 = 1_000_000_000;
 /// The longest added latency: a minute.
 const MAX_DELAY_MS: u64 = 60 * 1000;
 
-/// A fault to inject. At least one of `for_ms` and `count` is required.
+/// A fault to inject. At least one of `for_ms` and `count` is required
+/// (not null); fields it does not have are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": 503, "count": 10, "delay_ms": 200}))]
 pub struct Fault {
     /// The status of every faulted answer, 400..=599.
@@ -40,8 +131,8 @@ pub struct Fault {
     /// For how long, in milliseconds (1..=86400000).
     #[schema(minimum = 1, maximum = 86_400_000, example = 3000)]
     pub for_ms: Option<u64>,
-    /// For how many requests (>= 1).
-    #[schema(minimum = 1, example = 10)]
+    /// For how many requests (1..=1000000000).
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 10)]
     pub count: Option<u64>,
     /// Latency added before each faulted answer, in milliseconds
     /// (0..=60000).
@@ -179,9 +270,13 @@ pub async fn crm_api_traffic(
     summary = "Injects a fault into the CRM API",
     description = "From now on, requests to `/users...` and `/trips...` are answered with `status` and `{\"error\": \"injected fault\"}`, after `delay_ms` if given, until `for_ms` milliseconds have passed or `count` requests were faulted (whichever comes first when both are given). Replaces any fault in effect.",
     request_body = Fault,
+    security(("control_token" = [])),
     responses(
         (status = 200, description = "The fault is in effect", body = Fault),
         (status = 400, description = "Invalid fault, every problem listed; malformed JSON; not an object", body = ApiError),
+        (status = 401, description = "No valid control token", body = ApiError,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The mock was started without a control token: mock control is disabled", body = ApiError),
         (status = 413, description = "Body larger than 64 KiB", body = ApiError),
         (status = 415, description = "Content-Type is not application/json", body = ApiError),
     )
@@ -197,7 +292,7 @@ pub async fn set_fault(
     let mut fields = Fields::new(body);
     let status = fields.integer("status", 400..=599);
     let for_ms = fields.nullable_integer("for_ms", 1..=MAX_FOR_MS);
-    let count = fields.nullable_integer("count", 1..=u64::MAX);
+    let count = fields.nullable_integer("count", 1..=MAX_COUNT);
     let delay_ms = fields.nullable_integer("delay_ms", 0..=MAX_DELAY_MS);
     if !has_end {
         fields.problem("for_ms", "give for_ms, count or both");
@@ -237,7 +332,13 @@ pub async fn set_fault(
     path = "/_mock/faults",
     tag = "mock control",
     summary = "Clears the injected fault",
-    responses((status = 200, description = "No fault is in effect any more", body = FaultCleared))
+    security(("control_token" = [])),
+    responses(
+        (status = 200, description = "No fault is in effect any more", body = FaultCleared),
+        (status = 401, description = "No valid control token", body = ApiError,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The mock was started without a control token: mock control is disabled", body = ApiError),
+    )
 )]
 pub async fn clear_fault(State(state): State<AppState>) -> Json<FaultCleared> {
     let was_active = state
@@ -267,7 +368,13 @@ pub async fn stats(State(state): State<AppState>) -> Json<Stats> {
     path = "/_mock/reset",
     tag = "mock control",
     summary = "Empties users, trips, faults and counters",
-    responses((status = 200, description = "Everything is empty; the (zero) counters", body = Stats))
+    security(("control_token" = [])),
+    responses(
+        (status = 200, description = "Everything is empty; the (zero) counters", body = Stats),
+        (status = 401, description = "No valid control token", body = ApiError,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The mock was started without a control token: mock control is disabled", body = ApiError),
+    )
 )]
 pub async fn reset(State(state): State<AppState>) -> Json<Stats> {
     {

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::mock::MockControl;
+use crate::mock::{ControlToken, MockControl};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,8 @@ pub struct AppState {
 struct Shared {
     store: Mutex<Store>,
     mock: Mutex<MockControl>,
+    /// `None`: the mock's controls are disabled.
+    control_token: Option<ControlToken>,
 }
 
 // A panic while a lock is held cannot leave a record half-written (every
@@ -27,6 +29,20 @@ struct Shared {
 // to use, and the mock keeps answering.
 
 impl AppState {
+    /// Fresh, empty state; `control_token` guards the mock's controls.
+    pub fn new(control_token: Option<ControlToken>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                control_token,
+                ..Shared::default()
+            }),
+        }
+    }
+
+    pub fn control_token(&self) -> Option<&ControlToken> {
+        self.shared.control_token.as_ref()
+    }
+
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.shared
             .store

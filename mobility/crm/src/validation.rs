@@ -278,7 +278,14 @@ impl Fields {
     }
 
     fn integer_in(&mut self, field: &str, value: Value, range: RangeInclusive<u64>) -> Option<u64> {
-        let Some(integer) = value.as_u64() else {
+        // JSON does not tell `5` from `5.0`, nor does JSON Schema's
+        // `integer`: a number without a fraction is a whole number (up to
+        // 2^53, beyond which a float is no longer exact).
+        let whole_float = value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(f))
+            .map(|f| f as u64);
+        let Some(integer) = value.as_u64().or(whole_float) else {
             let got = if value.is_number() {
                 value.to_string()
             } else {

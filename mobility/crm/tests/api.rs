@@ -37,8 +37,13 @@ impl Answer {
 }
 
 impl Crm {
+    /// A mock whose controls unlock with [`support::CONTROL_TOKEN`], which
+    /// this client sends to them.
     async fn start() -> Self {
-        let address = support::start().await;
+        Self::at(support::start().await)
+    }
+
+    fn at(address: std::net::SocketAddr) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -63,8 +68,8 @@ impl Crm {
         .await
     }
 
-    /// Any request; asserts that the answer is JSON, as every answer of
-    /// the mock (but Swagger UI's files) must be.
+    /// Any request, with the control token for the mock's controls (but
+    /// the counters, which are open).
     async fn send(
         &self,
         method: Method,
@@ -72,12 +77,33 @@ impl Crm {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Answer {
+        let control = path.starts_with("/_mock/") && path != "/_mock/stats";
+        let bearer = format!("Bearer {}", support::CONTROL_TOKEN);
+        let authorization = control.then_some(bearer.as_str());
+        self.send_as(method, path, content_type, body, authorization)
+            .await
+    }
+
+    /// Any request, with `authorization` as its `Authorization`; asserts
+    /// that the answer is JSON, as every answer of the mock (but Swagger
+    /// UI's files) must be.
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        authorization: Option<&str>,
+    ) -> Answer {
         let mut request = self
             .client
             .request(method.clone(), format!("{}{path}", self.base))
             .body(body);
         if let Some(content_type) = content_type {
             request = request.header(CONTENT_TYPE, content_type);
+        }
+        if let Some(authorization) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
@@ -869,7 +895,7 @@ async fn an_invalid_fault_is_refused_with_every_problem() {
         answer.problems(),
         [
             "status: must be between 400 and 599, got 200",
-            "count: must be at least 1, got 0",
+            "count: must be between 1 and 1000000000, got 0",
             "Delay_MS: unknown field (did you mean `delay_ms`?)",
         ]
     );
@@ -884,6 +910,13 @@ async fn an_invalid_fault_is_refused_with_every_problem() {
         .await;
     assert_eq!(answer.status, 400, "{answer:?}");
     assert_eq!(answer.problems(), ["for_ms: give for_ms, count or both"]);
+    let answer = crm
+        .post("/_mock/faults", json!({"status": 503, "count": 1e10}))
+        .await;
+    assert_eq!(
+        answer.problems(),
+        ["count: must be between 1 and 1000000000, got 10000000000"]
+    );
     let answer = crm.post("/_mock/faults", json!({"for_ms": 10.5})).await;
     assert_eq!(
         answer.problems(),
@@ -894,6 +927,12 @@ async fn an_invalid_fault_is_refused_with_every_problem() {
     );
     // Nothing was injected.
     assert_eq!(crm.get("/users").await.status, 200);
+    // A whole number written with a fraction of zero is a whole number.
+    let answer = crm
+        .post("/_mock/faults", json!({"status": 503.0, "count": 1.0}))
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["count"], 1);
 }
 
 #[tokio::test]
@@ -959,4 +998,99 @@ async fn reset_empties_records_faults_and_counters() {
     assert_eq!(crm.get("/users/u-1").await.status, 404);
     // The ids are free again.
     assert_eq!(crm.post("/users", user("u-1")).await.status, 201);
+}
+
+#[tokio::test]
+async fn mock_control_is_refused_to_anyone_without_the_control_token() {
+    let crm = Crm::start().await;
+    assert_eq!(crm.post("/users", user("u-1")).await.status, 201);
+    let fault = json!({"status": 503, "for_ms": 60000})
+        .to_string()
+        .into_bytes();
+    for (method, path, body) in [
+        (Method::POST, "/_mock/faults", fault.clone()),
+        (Method::DELETE, "/_mock/faults", Vec::new()),
+        (Method::POST, "/_mock/reset", Vec::new()),
+    ] {
+        for (authorization, error) in [
+            (
+                None,
+                "mock control needs `Authorization: Bearer <control token>`",
+            ),
+            (
+                Some("Basic dXNlcjpwYXNz"),
+                "mock control needs `Authorization: Bearer <control token>`",
+            ),
+            (
+                Some("Bearer not-the-control-token-at-all"),
+                "the control token is not valid",
+            ),
+        ] {
+            let answer = crm
+                .send_as(
+                    method.clone(),
+                    path,
+                    Some("application/json"),
+                    body.clone(),
+                    authorization,
+                )
+                .await;
+            assert_eq!(
+                answer.status, 401,
+                "{method} {path} {authorization:?}: {answer:?}"
+            );
+            assert_eq!(answer.error(), error);
+            assert_eq!(answer.headers["www-authenticate"], "Bearer");
+        }
+    }
+    // Nothing happened: no fault, the records are there; the counters are
+    // open to anyone.
+    assert_eq!(crm.get("/users/u-1").await.status, 200);
+    let stats = crm
+        .send_as(Method::GET, "/_mock/stats", None, Vec::new(), None)
+        .await;
+    assert_eq!(stats.status, 200, "{stats:?}");
+    assert_eq!(stats.body["users"], 1);
+}
+
+#[tokio::test]
+async fn mock_control_is_disabled_without_a_control_token() {
+    let crm = Crm::at(support::start_with(None).await);
+    let bearer = format!("Bearer {}", support::CONTROL_TOKEN);
+    for (method, path) in [
+        (Method::POST, "/_mock/faults"),
+        (Method::DELETE, "/_mock/faults"),
+        (Method::POST, "/_mock/reset"),
+    ] {
+        for authorization in [None, Some(bearer.as_str())] {
+            let answer = crm
+                .send_as(
+                    method.clone(),
+                    path,
+                    Some("application/json"),
+                    br#"{"status": 503, "count": 1}"#.to_vec(),
+                    authorization,
+                )
+                .await;
+            assert_eq!(answer.status, 403, "{method} {path}: {answer:?}");
+            assert_eq!(
+                answer.error(),
+                "mock control is disabled: start the mock with a control token \
+                 (--control-token or MOCK_CRM_CONTROL_TOKEN)"
+            );
+        }
+    }
+    assert_eq!(crm.get("/users").await.status, 200);
+    assert_eq!(crm.get("/_mock/stats").await.status, 200);
+}
+
+#[test]
+fn control_tokens_are_16_characters_or_more_and_never_shown() {
+    let short = mock_crm::ControlToken::new("  short  ").unwrap_err();
+    assert_eq!(
+        short.to_string(),
+        "the control token must be at least 16 characters (got 5)"
+    );
+    let token = mock_crm::ControlToken::new(support::CONTROL_TOKEN).unwrap();
+    assert_eq!(format!("{token:?}"), "ControlToken(<withheld>)");
 }

@@ -34,10 +34,14 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
         "/trips/{id}",
         &["200", "400", "404", "413", "415", "default"],
     ),
-    ("post", "/_mock/faults", &["200", "400", "413", "415"]),
-    ("delete", "/_mock/faults", &["200"]),
+    (
+        "post",
+        "/_mock/faults",
+        &["200", "400", "401", "403", "413", "415"],
+    ),
+    ("delete", "/_mock/faults", &["200", "401", "403"]),
     ("get", "/_mock/stats", &["200"]),
-    ("post", "/_mock/reset", &["200"]),
+    ("post", "/_mock/reset", &["200", "401", "403"]),
 ];
 
 async fn spec() -> Value {
@@ -88,6 +92,28 @@ async fn every_operation_is_documented_with_every_status_it_answers() {
     }
     let created = &spec["paths"]["/users"]["post"]["responses"]["201"];
     assert!(created["headers"].get("Location").is_some(), "{created}");
+    // The controls that change the mock declare its control token; the
+    // rest, the counters included, are open.
+    assert_eq!(
+        spec["components"]["securitySchemes"]["control_token"]["scheme"],
+        "bearer"
+    );
+    for (method, path, _) in OPERATIONS {
+        let guarded = matches!(
+            (*method, *path),
+            ("post" | "delete", "/_mock/faults") | ("post", "/_mock/reset")
+        );
+        let security = &spec["paths"][path][method]["security"];
+        if guarded {
+            assert_eq!(
+                security,
+                &serde_json::json!([{"control_token": []}]),
+                "{method} {path}"
+            );
+        } else {
+            assert!(security.is_null(), "{method} {path}: {security}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -151,4 +177,56 @@ fn is_nullable(property: &Value) -> bool {
         other => other == "null",
     };
     null_type || property["nullable"] == true
+}
+
+#[tokio::test]
+async fn the_document_states_what_the_server_refuses() {
+    let spec = spec().await;
+    let schemas = &spec["components"]["schemas"];
+    // Unknown fields are refused.
+    for name in ["User", "Trip", "UserReplacement", "TripReplacement"] {
+        assert_eq!(
+            schemas[name]["additionalProperties"], false,
+            "{name}: {}",
+            schemas[name]
+        );
+    }
+    assert_eq!(
+        schemas["User"]["properties"]["Email"]["pattern"],
+        "^[^@]+@[^@]+$"
+    );
+    // A replacement takes its `Id` from the path.
+    for (path, name) in [
+        ("/users/{id}", "UserReplacement"),
+        ("/trips/{id}", "TripReplacement"),
+    ] {
+        let body = &spec["paths"][path]["post"]["requestBody"]["content"]["application/json"];
+        assert_eq!(
+            body["schema"]["$ref"],
+            format!("#/components/schemas/{name}"),
+            "{path}"
+        );
+        assert!(schemas[name]["properties"].get("Id").is_none(), "{name}");
+        assert!(
+            !schemas[name]["required"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("Id")),
+            "{name}"
+        );
+    }
+    // A fault needs an end: `for_ms` or `count`, not null.
+    let fault = &schemas["Fault"];
+    let ends = &fault["allOf"][1]["anyOf"];
+    assert_eq!(
+        ends[0]["required"],
+        serde_json::json!(["for_ms"]),
+        "{fault}"
+    );
+    assert_eq!(ends[1]["required"], serde_json::json!(["count"]), "{fault}");
+    assert_eq!(ends[1]["properties"]["count"]["type"], "integer");
+    assert_eq!(
+        fault["allOf"][0]["properties"]["count"]["maximum"],
+        1_000_000_000
+    );
 }

@@ -1,60 +1,77 @@
-//! `decrypt`: turns the per-subject tokens in JSON records (written by
-//! `redact`'s `encrypt` action) back into the values they hold, for a route
-//! whose consumers may see the data. A subject erased on the host stays
-//! erased: its tokens decrypt to nothing, and by default its records are
-//! dropped.
+//! `decrypt`: turns the per-subject tokens in named fields of JSON records
+//! (written by `redact`'s `encrypt` action) back into the values they hold,
+//! for a route whose consumers may see the data. A subject erased on the
+//! host stays erased: its tokens decrypt to nothing, and by default its
+//! records are dropped.
 //!
-//! Config (the route's `config` table for this plugin, as JSON; `{}` is
-//! enough):
+//! Config (the route's `config` table for this plugin, as JSON):
 //!
 //! ```json
-//! {"fields": ["/email", "/passengers"], "on_erased": "drop"}
+//! {"fields": ["/userId", "/payload/email", "/passengers/*/phone"], "on_erased": "drop"}
 //! ```
 //!
-//! - `fields` (optional, non-empty): JSON Pointers (RFC 6901) of the places
-//!   to decrypt; a token at one of them or anywhere below it is decrypted,
-//!   every other token is left as it is. Without `fields`, every token in
-//!   the value is decrypted.
+//! - `fields` (required, non-empty): JSON Pointers (RFC 6901) of the places
+//!   to decrypt, exactly; a segment `*` stands for every element of an
+//!   array. A token at one of these places is decrypted; every other token,
+//!   including any inside a decrypted value, is left as it is. Decryption is
+//!   a grant: name only what the route's consumers may see.
 //! - `on_erased`: what happens when a token's subject has been erased:
 //!   `"drop"` (default) drops the record, since nothing of an erased subject
 //!   should flow on; `"null"` writes `null` in place of the token; `"reject"`
 //!   rejects the record, naming each such field.
+//! - `one_subject` (default `true`): every token decrypted in a record must
+//!   belong to one data subject (be made with one key), and to the record
+//!   key's subject when the key is a key reference (`sy:key:...`, what
+//!   `redact` keys a subject's records by). A record that mixes subjects is
+//!   rejected, naming each field that belongs to another. `false` lets a
+//!   record carry several subjects' data (each token still opens only at its
+//!   own field, in the topic it was made for).
 //!
 //! `init` refuses any other key, naming it, and names every problem found.
 //!
 //! Per record:
 //! - a tombstone passes through unchanged;
 //! - a value that is not valid JSON is rejected;
-//! - any other value is walked: every string that is a token (starts with
-//!   `sy:v1:`) in the places `fields` names is decrypted by the host for its
-//!   JSON Pointer in the record (`/payload/email`, `/passengers/0/phone`)
-//!   and replaced by its plaintext parsed as JSON, or, when the plaintext is
-//!   not JSON, by the plaintext as a string. Tokens inside a decrypted value
-//!   are decrypted in turn. The result goes to the default target with the
-//!   record's key and headers; a value with nothing decrypted is passed on
-//!   byte for byte;
-//! - a token the host finds invalid (tampered with, or made for another
-//!   field) rejects the record, the reason naming its pointer and never the
-//!   token; so does plaintext that is neither JSON nor UTF-8 text. Every such
-//!   reason is given, and a rejection wins over `on_erased = "drop"`, so that
-//!   tampering is seen, not dropped;
+//! - any other value: each string at a place `fields` names that is a token
+//!   is decrypted by the host for its JSON Pointer in the record
+//!   (`/payload/email`, `/passengers/0/phone`) and replaced by its plaintext
+//!   parsed as JSON, or, when the plaintext is not JSON, by the plaintext as
+//!   a string. The result goes to the default target with the record's key
+//!   and headers; a value with nothing decrypted is passed on byte for byte;
+//! - a token the host finds invalid (tampered with, made for another field,
+//!   or for another topic), a token of another subject (`one_subject`), or
+//!   plaintext that is neither JSON nor UTF-8 text rejects the record, the
+//!   reason naming its pointer and never the token. Every such reason is
+//!   given, and a rejection wins over `on_erased = "drop"`, so that tampering
+//!   is seen, not dropped;
 //! - the host's `retryable` is a retryable failure; `unavailable` (no master
 //!   key on the host) is fatal.
 
 use serde_json::Value;
 use switchyard_guest::json::{config_object, emit, emit_json, kind, pointer_token};
-use switchyard_guest::subjects::{is_token, HostSubjects, SubjectError, Subjects, TOKEN_PREFIX};
+use switchyard_guest::subjects::{
+    is_token, key_ref_key, token_key, HostSubjects, SubjectError, Subjects,
+};
 use switchyard_guest::{export_plugin, Event, Outcome, Plugin};
 
-const EXAMPLE: &str = r#"{"fields": ["/email"], "on_erased": "drop"}"#;
+const EXAMPLE: &str = r#"{"fields": ["/userId", "/payload/email"], "on_erased": "drop"}"#;
 
 /// A config `init` accepted.
 #[derive(Debug)]
 struct Config {
-    /// The places to decrypt, as unescaped reference tokens; `None` for
-    /// everywhere.
-    fields: Option<Vec<Vec<String>>>,
+    /// The places to decrypt.
+    fields: Vec<Vec<Segment>>,
     on_erased: OnErased,
+    one_subject: bool,
+}
+
+/// A step of a place in a record.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    /// A member of an object, or an element of an array by its index.
+    Name(String),
+    /// Every element of an array.
+    Every,
 }
 
 /// What a token of an erased subject does to its record.
@@ -89,29 +106,30 @@ fn parse_config(config: &str) -> Result<Config, String> {
     let mut top = config_object(config, EXAMPLE)?;
     let mut problems = Vec::new();
     for key in top.keys() {
-        if !matches!(key.as_str(), "fields" | "on_erased") {
+        if !matches!(key.as_str(), "fields" | "on_erased" | "one_subject") {
             problems.push(format!(
-                "unknown config key {key:?} (known: \"fields\", \"on_erased\")"
+                "unknown config key {key:?} (known: \"fields\", \"on_erased\", \"one_subject\")"
             ));
         }
     }
 
-    let fields = match top.remove("fields") {
-        None => None,
-        Some(Value::Array(list)) if list.is_empty() => {
-            problems.push(
-                "\"fields\" is empty, so nothing would be decrypted; leave it out to decrypt \
-                 every token"
-                    .into(),
-            );
-            None
-        }
+    let mut fields = Vec::new();
+    match top.remove("fields") {
+        None => problems.push(
+            "\"fields\" is required: the JSON Pointers of the fields to decrypt, e.g. \
+             [\"/userId\", \"/payload/email\"]; only those are decrypted"
+                .into(),
+        ),
+        Some(Value::Array(list)) if list.is_empty() => problems.push(
+            "\"fields\" is empty, so nothing would be decrypted: name the JSON Pointers of the \
+             fields to decrypt"
+                .into(),
+        ),
         Some(Value::Array(list)) => {
-            let mut fields = Vec::with_capacity(list.len());
             for (i, field) in list.iter().enumerate() {
                 match field {
                     Value::String(pointer) => match parse_pointer(pointer) {
-                        Ok(tokens) => fields.push(tokens),
+                        Ok(segments) => fields.push(segments),
                         Err(e) => problems.push(format!("fields[{i}] {pointer:?}: {e}")),
                     },
                     other => problems.push(format!(
@@ -121,16 +139,12 @@ fn parse_config(config: &str) -> Result<Config, String> {
                     )),
                 }
             }
-            Some(fields)
         }
-        Some(other) => {
-            problems.push(format!(
-                "\"fields\" must be a list of JSON Pointers such as [\"/payload/email\"], got {}",
-                kind(&other)
-            ));
-            None
-        }
-    };
+        Some(other) => problems.push(format!(
+            "\"fields\" must be a list of JSON Pointers such as [\"/payload/email\"], got {}",
+            kind(&other)
+        )),
+    }
 
     let on_erased = match top.remove("on_erased") {
         None => Some(OnErased::Drop),
@@ -149,15 +163,31 @@ fn parse_config(config: &str) -> Result<Config, String> {
         }
     };
 
+    let one_subject = match top.remove("one_subject") {
+        None => true,
+        Some(Value::Bool(one)) => one,
+        Some(other) => {
+            problems.push(format!(
+                "\"one_subject\" must be true (the default) or false, got {}",
+                kind(&other)
+            ));
+            true
+        }
+    };
+
     match on_erased {
-        Some(on_erased) if problems.is_empty() => Ok(Config { fields, on_erased }),
+        Some(on_erased) if problems.is_empty() => Ok(Config {
+            fields,
+            on_erased,
+            one_subject,
+        }),
         _ => Err(format!("invalid config: {}", problems.join("; "))),
     }
 }
 
-/// The reference tokens of a JSON Pointer, unescaped; `""` is the whole
-/// value.
-fn parse_pointer(pointer: &str) -> Result<Vec<String>, String> {
+/// The segments of a JSON Pointer, unescaped, `*` standing for every
+/// element of an array; `""` is the whole value.
+fn parse_pointer(pointer: &str) -> Result<Vec<Segment>, String> {
     if pointer.is_empty() {
         return Ok(Vec::new());
     }
@@ -166,6 +196,9 @@ fn parse_pointer(pointer: &str) -> Result<Vec<String>, String> {
     };
     rest.split('/')
         .map(|token| {
+            if token == "*" {
+                return Ok(Segment::Every);
+            }
             let mut name = String::with_capacity(token.len());
             let mut chars = token.chars();
             while let Some(c) = chars.next() {
@@ -183,7 +216,7 @@ fn parse_pointer(pointer: &str) -> Result<Vec<String>, String> {
                     }
                 }
             }
-            Ok(name)
+            Ok(Segment::Name(name))
         })
         .collect()
 }
@@ -200,16 +233,25 @@ fn decrypt_event(config: &Config, subjects: &dyn Subjects, event: Event) -> Outc
         Ok(value) => value,
         Err(e) => return Outcome::Reject(vec![format!("value is not valid JSON: {e}")]),
     };
+    let record_key = event
+        .key
+        .as_deref()
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .and_then(key_ref_key)
+        .map(str::to_owned);
     let mut walk = Walk {
         config,
         subjects,
-        path: Vec::new(),
+        subject: record_key.map(|key| (key, "the record key")),
         reasons: Vec::new(),
         erased: false,
         changed: false,
     };
-    if let Err(failure) = walk.value(&mut value) {
-        return failure;
+    for field in &config.fields {
+        let mut pointer = String::new();
+        if let Err(failure) = walk.visit(&mut value, field, &mut pointer) {
+            return failure;
+        }
     }
     if !walk.reasons.is_empty() {
         Outcome::Reject(walk.reasons)
@@ -222,12 +264,13 @@ fn decrypt_event(config: &Config, subjects: &dyn Subjects, event: Event) -> Outc
     }
 }
 
-/// One record's walk: where it is, and what it found so far.
+/// One record's decryption: what it found so far.
 struct Walk<'a> {
     config: &'a Config,
     subjects: &'a dyn Subjects,
-    /// Reference tokens from the record's root to the current value.
-    path: Vec<String>,
+    /// The key id the record's tokens must share (`one_subject`), and what
+    /// set it: the record key, or the first token's place.
+    subject: Option<(String, &'static str)>,
     /// Why the record is rejected, if it is.
     reasons: Vec<String>,
     /// A token of an erased subject was found, under `on_erased = "drop"`.
@@ -237,52 +280,72 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// Decrypt the tokens in `value`, the value at `self.path`. An `Err` is
-    /// a failure of the host, as the record's outcome.
-    fn value(&mut self, value: &mut Value) -> Result<(), Outcome> {
-        match value {
-            Value::String(s) if is_token(s) && self.decrypts_here() => {
-                let token = std::mem::take(s);
-                self.token(value, token)
-            }
-            Value::Array(items) => {
+    /// Decrypt the token at `rest` below `value` (the value at `pointer`),
+    /// wherever `rest` leads. An `Err` is a failure of the host, as the
+    /// record's outcome.
+    fn visit(
+        &mut self,
+        value: &mut Value,
+        rest: &[Segment],
+        pointer: &mut String,
+    ) -> Result<(), Outcome> {
+        let Some((segment, rest)) = rest.split_first() else {
+            return match value {
+                Value::String(s) if is_token(s) => {
+                    let token = std::mem::take(s);
+                    self.token(value, token, pointer)
+                }
+                _ => Ok(()),
+            };
+        };
+        let len = pointer.len();
+        let result = match (segment, value) {
+            (Segment::Every, Value::Array(items)) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    self.path.push(i.to_string());
-                    if self.reaches_below() {
-                        self.value(item)?;
-                    }
-                    self.path.pop();
+                    pointer.push('/');
+                    pointer.push_str(&i.to_string());
+                    self.visit(item, rest, pointer)?;
+                    pointer.truncate(len);
                 }
                 Ok(())
             }
-            Value::Object(object) => {
-                for (name, item) in object.iter_mut() {
-                    self.path.push(name.clone());
-                    if self.reaches_below() {
-                        self.value(item)?;
-                    }
-                    self.path.pop();
+            (Segment::Name(name), Value::Object(object)) => match object.get_mut(name) {
+                Some(item) => {
+                    pointer.push('/');
+                    pointer.push_str(&pointer_token(name));
+                    self.visit(item, rest, pointer)
                 }
-                Ok(())
+                None => Ok(()),
+            },
+            (Segment::Name(name), Value::Array(items)) => {
+                match name.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(item) => {
+                        pointer.push('/');
+                        pointer.push_str(name);
+                        self.visit(item, rest, pointer)
+                    }
+                    None => Ok(()),
+                }
             }
+            // Not in this record.
             _ => Ok(()),
-        }
+        };
+        pointer.truncate(len);
+        result
     }
 
     /// Replace `value` (taken out of it as `token`) by what the token holds.
-    fn token(&mut self, value: &mut Value, token: String) -> Result<(), Outcome> {
-        let field: String = self
-            .path
-            .iter()
-            .map(|name| format!("/{}", pointer_token(name)))
-            .collect();
-        match self.subjects.decrypt(&token, &field) {
+    fn token(&mut self, value: &mut Value, token: String, field: &str) -> Result<(), Outcome> {
+        if self.config.one_subject && !self.of_the_records_subject(&token, field) {
+            *value = Value::String(token);
+            return Ok(());
+        }
+        match self.subjects.decrypt(&token, field) {
             Ok(Some(plaintext)) => match plaintext_value(plaintext) {
                 Ok(plain) => {
                     *value = plain;
                     self.changed = true;
-                    // A decrypted object may hold tokens of its own fields.
-                    return self.value(value);
+                    return Ok(());
                 }
                 Err(why) => self.reasons.push(format!("{field}: {why}")),
             },
@@ -298,8 +361,8 @@ impl Walk<'_> {
                 )),
             },
             Err(SubjectError::Invalid(why)) => self.reasons.push(format!(
-                "{field}: the token ({TOKEN_PREFIX}...) does not decrypt here, it was tampered \
-                 with or made for another field: {why}"
+                "{field}: the token (sy:v...) does not decrypt here, it was tampered with or \
+                 made for another field or topic: {why}"
             )),
             Err(e) => return Err(e.into_failure(&format!("decrypting {field}"))),
         }
@@ -309,21 +372,23 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Whether tokens at the current place are to be decrypted.
-    fn decrypts_here(&self) -> bool {
-        match &self.config.fields {
-            None => true,
-            Some(fields) => fields.iter().any(|f| self.path.starts_with(f)),
-        }
-    }
-
-    /// Whether the current place is, or leads to, a place to decrypt.
-    fn reaches_below(&self) -> bool {
-        match &self.config.fields {
-            None => true,
-            Some(fields) => fields
-                .iter()
-                .any(|f| self.path.starts_with(f) || f.starts_with(&self.path)),
+    /// Whether `token` (at `field`) belongs to the record's subject: the
+    /// record key's, else the first token's. A reason is noted if not.
+    fn of_the_records_subject(&mut self, token: &str, field: &str) -> bool {
+        let key = token_key(token).unwrap_or_default();
+        match &self.subject {
+            None => {
+                self.subject = Some((key.to_owned(), "the first token decrypted"));
+                true
+            }
+            Some((subject, _)) if subject == key => true,
+            Some((_, by)) => {
+                self.reasons.push(format!(
+                    "{field}: the token belongs to another data subject than {by}; a record \
+                     carries one subject's data (set \"one_subject\": false to allow several)"
+                ));
+                false
+            }
         }
     }
 }
@@ -354,22 +419,28 @@ mod tests {
         switchyard_guest::init::<Decrypt>(config).unwrap_err()
     }
 
-    fn run(fake: &FakeSubjects, config: &Config, value: &[u8]) -> Outcome {
+    /// `value` keyed by `key`, decrypted under `config`.
+    fn run_keyed(fake: &FakeSubjects, config: &Config, key: &[u8], value: &[u8]) -> Outcome {
         let event = Event {
             headers: vec![Header {
                 key: "trace".into(),
                 value: b"t-1".to_vec(),
             }],
-            ..switchyard_guest::test_event(Some(b"sy:key:k"), Some(value))
+            ..switchyard_guest::test_event(Some(key), Some(value))
         };
         decrypt_event(config, fake, event)
+    }
+
+    /// `value` under a key that is not a key reference.
+    fn run(fake: &FakeSubjects, config: &Config, value: &[u8]) -> Outcome {
+        run_keyed(fake, config, b"k", value)
     }
 
     fn emitted(outcome: Outcome) -> Value {
         match outcome {
             Outcome::Emit(mut outputs) if outputs.len() == 1 => {
                 let out = outputs.remove(0);
-                assert_eq!(out.key.as_deref(), Some(&b"sy:key:k"[..]));
+                assert_eq!(out.key.as_deref(), Some(&b"k"[..]));
                 assert_eq!(out.headers.len(), 1);
                 assert_eq!(out.target, None);
                 serde_json::from_slice(&out.value.unwrap()).unwrap()
@@ -391,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn decrypts_every_token_at_its_pointer_keeping_key_and_headers() {
+    fn decrypts_the_tokens_at_the_named_places_keeping_key_and_headers() {
         let fake = FakeSubjects::new();
         let record = json!({
             "userId": seal(&fake, "u-1", "/userId", r#""u-1""#),
@@ -405,16 +476,47 @@ mod tests {
             "a/b": {"c~d": seal(&fake, "u-1", "/a~1b/c~0d", "37")},
             "n": 1,
         });
-        let out = emitted(run(&fake, &config("{}"), record.to_string().as_bytes()));
+        let every = config(
+            r#"{"fields": ["/userId", "/profile", "/note", "/middle", "/passengers/*/phone", "/a~1b/c~0d", "/n", "/absent/x"]}"#,
+        );
+        let out = emitted(run(&fake, &every, record.to_string().as_bytes()));
         assert_eq!(
             out.to_string(),
             r#"{"userId":"u-1","profile":{"b":1,"a":[1.10]},"note":"not json","middle":null,"passengers":[{"phone":"+1"},{"phone":"+2"}],"a/b":{"c~d":37},"n":1}"#
         );
+        // An index names one element.
+        let second = seal(&fake, "u-1", "/passengers/1/phone", r#""+3""#);
+        let record = json!({"passengers": [{"phone": "+1"}, {"phone": second}]});
+        let out = emitted(run(
+            &fake,
+            &config(r#"{"fields": ["/passengers/1/phone"]}"#),
+            record.to_string().as_bytes(),
+        ));
+        assert_eq!(
+            out,
+            json!({"passengers": [{"phone": "+1"}, {"phone": "+3"}]})
+        );
     }
 
     #[test]
-    fn tokens_inside_a_decrypted_value_are_decrypted_and_a_root_token_too() {
+    fn only_the_named_places_are_decrypted_not_below_them_nor_inside_plaintext() {
         let fake = FakeSubjects::new();
+        let email = seal(&fake, "u", "/email", r#""a@b.c""#);
+        let phone = seal(&fake, "u", "/phone", r#""+1""#);
+        let passenger = seal(&fake, "u", "/passengers/1/phone", r#""+2""#);
+        let record =
+            json!({ "email": email, "phone": phone, "passengers": [{}, {"phone": passenger}] });
+        // `/passengers` names the array, not what is below it.
+        let out = emitted(run(
+            &fake,
+            &config(r#"{"fields": ["/email", "/passengers"]}"#),
+            record.to_string().as_bytes(),
+        ));
+        assert_eq!(
+            out,
+            json!({ "email": "a@b.c", "phone": phone, "passengers": [{}, {"phone": passenger}] })
+        );
+        // A token inside a decrypted value stays a token.
         let inner = seal(&fake, "u", "/payload/email", r#""a@b.c""#);
         let outer = seal(
             &fake,
@@ -424,36 +526,63 @@ mod tests {
         );
         let out = emitted(run(
             &fake,
-            &config("{}"),
+            &config(r#"{"fields": ["/payload"]}"#),
             json!({ "payload": outer }).to_string().as_bytes(),
         ));
-        assert_eq!(out, json!({"payload": {"email": "a@b.c"}}));
-
+        assert_eq!(out, json!({"payload": {"email": inner}}));
+        // The whole value, named by "".
         let root = seal(&fake, "u", "", "[1,2]");
         let out = emitted(run(
             &fake,
-            &config("{}"),
+            &config(r#"{"fields": [""]}"#),
             json!(root).to_string().as_bytes(),
         ));
         assert_eq!(out, json!([1, 2]));
     }
 
     #[test]
-    fn fields_limit_decryption_to_those_places_and_below() {
+    fn a_record_carries_one_subjects_data_unless_told_otherwise() {
         let fake = FakeSubjects::new();
-        let email = seal(&fake, "u", "/email", r#""a@b.c""#);
-        let phone = seal(&fake, "u", "/phone", r#""+1""#);
-        let passenger = seal(&fake, "u", "/passengers/1/phone", r#""+2""#);
-        let record =
-            json!({ "email": email, "phone": phone, "passengers": [{}, {"phone": passenger}] });
-        let out = emitted(run(
+        let own_id = seal(&fake, "u-1", "/userId", r#""u-1""#);
+        let own_email = seal(&fake, "u-1", "/email", r#""u1@example.com""#);
+        let other_email = seal(&fake, "u-2", "/email", r#""u2@example.com""#);
+        let fields = r#"{"fields": ["/userId", "/email"]}"#;
+        // Mixed: the second subject's field is refused, naming it.
+        let mixed = json!({"userId": own_id, "email": other_email}).to_string();
+        let reasons = rejection(run(&fake, &config(fields), mixed.as_bytes()));
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with(
+                "/email: the token belongs to another data subject than the first token decrypted"
+            ),
+            "{reasons:?}"
+        );
+        assert!(!reasons[0].contains("u2@example.com"), "{reasons:?}");
+        // Keyed by a subject's key reference: every token must be that
+        // subject's, the first one too.
+        let own = json!({"userId": own_id, "email": own_email}).to_string();
+        let u1 = fake.key_ref("u-1").unwrap();
+        let u2 = fake.key_ref("u-2").unwrap();
+        match run_keyed(&fake, &config(fields), u1.as_bytes(), own.as_bytes()) {
+            Outcome::Emit(outputs) => assert_eq!(
+                serde_json::from_slice::<Value>(outputs[0].value.as_deref().unwrap()).unwrap(),
+                json!({"userId": "u-1", "email": "u1@example.com"})
+            ),
+            other => panic!("{other:?}"),
+        }
+        let reasons = rejection(run_keyed(
             &fake,
-            &config(r#"{"fields": ["/email", "/passengers"]}"#),
-            record.to_string().as_bytes(),
+            &config(fields),
+            u2.as_bytes(),
+            own.as_bytes(),
         ));
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("than the record key"), "{reasons:?}");
+        // Allowed on request.
+        let allowed = config(r#"{"fields": ["/userId", "/email"], "one_subject": false}"#);
         assert_eq!(
-            out,
-            json!({ "email": "a@b.c", "phone": phone, "passengers": [{}, {"phone": "+2"}] })
+            emitted(run(&fake, &allowed, mixed.as_bytes())),
+            json!({"userId": "u-1", "email": "u2@example.com"})
         );
     }
 
@@ -462,34 +591,35 @@ mod tests {
         let fake = FakeSubjects::new();
         let record = json!({
             "email": seal(&fake, "gone", "/email", r#""a@b.c""#),
-            "friend": seal(&fake, "kept", "/friend", r#""bob""#),
+            "nick": seal(&fake, "gone", "/nick", r#""bob""#),
         })
         .to_string();
         fake.erase("gone");
+        let both = r#"["/email", "/nick"]"#;
         assert!(matches!(
-            run(&fake, &config("{}"), record.as_bytes()),
+            run(
+                &fake,
+                &config(&format!(r#"{{"fields": {both}}}"#)),
+                record.as_bytes()
+            ),
             Outcome::Drop
         ));
         assert_eq!(
             emitted(run(
                 &fake,
-                &config(r#"{"on_erased": "null"}"#),
+                &config(&format!(r#"{{"fields": {both}, "on_erased": "null"}}"#)),
                 record.as_bytes()
             )),
-            json!({"email": null, "friend": "bob"})
+            json!({"email": null, "nick": null})
         );
         assert_eq!(
             rejection(run(
                 &fake,
-                &config(r#"{"on_erased": "reject"}"#),
+                &config(r#"{"fields": ["/email"], "on_erased": "reject"}"#),
                 record.as_bytes()
             )),
             ["/email: the subject of this value has been erased"]
         );
-        // Outside `fields`, an erased token is not looked at.
-        let friend_only = config(r#"{"fields": ["/friend"]}"#);
-        let out = emitted(run(&fake, &friend_only, record.as_bytes()));
-        assert_eq!(out["friend"], "bob");
     }
 
     #[test]
@@ -497,18 +627,22 @@ mod tests {
         let fake = FakeSubjects::new();
         let email = seal(&fake, "u", "/email", r#""a@b.c""#);
         let tampered = format!("{email}0");
-        let gone = seal(&fake, "gone", "/old", "1");
-        fake.erase("gone");
+        let gone = seal(&fake, "u", "/old", "1");
         let record = json!({ "phone": email, "other": tampered, "old": gone }).to_string();
+        fake.erase("u");
         // Rejected even under `drop`, with every reason.
-        let reasons = rejection(run(&fake, &config("{}"), record.as_bytes()));
+        let reasons = rejection(run(
+            &fake,
+            &config(r#"{"fields": ["/phone", "/other", "/old"]}"#),
+            record.as_bytes(),
+        ));
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(reasons[0].starts_with(
-            "/phone: the token (sy:v1:...) does not decrypt here, it was tampered with or made \
-             for another field: "
+            "/phone: the token (sy:v...) does not decrypt here, it was tampered with or made \
+             for another field or topic: "
         ));
-        assert!(reasons[1].starts_with("/other: the token (sy:v1:...) does not decrypt here"));
-        let secret = &email[TOKEN_PREFIX.len()..];
+        assert!(reasons[1].starts_with("/other: the token (sy:v...) does not decrypt here"));
+        let secret = &email["sy:v2:".len()..];
         assert!(reasons.iter().all(|r| !r.contains(secret)), "{reasons:?}");
     }
 
@@ -519,7 +653,7 @@ mod tests {
         assert_eq!(
             rejection(run(
                 &fake,
-                &config("{}"),
+                &config(r#"{"fields": ["/blob"]}"#),
                 json!({ "blob": token }).to_string().as_bytes()
             )),
             ["/blob: the decrypted value is neither JSON nor UTF-8 text"]
@@ -530,15 +664,16 @@ mod tests {
     fn host_failures_fail_the_record_by_kind() {
         let fake = FakeSubjects::new();
         let record = json!({ "email": seal(&fake, "u", "/email", "1") }).to_string();
+        let c = config(r#"{"fields": ["/email"]}"#);
         fake.set_failure(Some(SubjectError::Retryable("timeout".into())));
-        match run(&fake, &config("{}"), record.as_bytes()) {
+        match run(&fake, &c, record.as_bytes()) {
             Outcome::Fail(Error::Retryable(m)) => {
                 assert!(m.starts_with("decrypting /email: "), "{m}")
             }
             other => panic!("{other:?}"),
         }
         fake.set_failure(Some(SubjectError::Unavailable("no master key".into())));
-        match run(&fake, &config("{}"), record.as_bytes()) {
+        match run(&fake, &c, record.as_bytes()) {
             Outcome::Fail(Error::Fatal(m)) => {
                 assert!(m.ends_with("configure [subjects] with a master key"), "{m}")
             }
@@ -549,7 +684,7 @@ mod tests {
     #[test]
     fn tombstones_pass_bad_json_is_rejected_and_records_without_tokens_pass_as_they_are() {
         let fake = FakeSubjects::new();
-        let c = config("{}");
+        let c = config(r#"{"fields": ["/a", "/b"]}"#);
         let tombstone = switchyard_guest::test_event(Some(b"k"), None);
         match decrypt_event(&c, &fake, tombstone) {
             Outcome::Emit(outputs) => {
@@ -563,7 +698,7 @@ mod tests {
             reasons[0].starts_with("value is not valid JSON: "),
             "{reasons:?}"
         );
-        let plain = br#"{ "a" : "sy:v0:not a token",  "b": [1.0] }"#;
+        let plain = br#"{ "a" : "sy:v:not a token",  "b": [1.0] }"#;
         match run(&fake, &c, plain) {
             Outcome::Emit(outputs) => assert_eq!(outputs[0].value.as_deref(), Some(&plain[..])),
             other => panic!("{other:?}"),
@@ -571,10 +706,18 @@ mod tests {
     }
 
     #[test]
-    fn parses_pointers_with_escapes() {
-        assert_eq!(parse_pointer("").unwrap(), Vec::<String>::new());
-        assert_eq!(parse_pointer("/a~1b/c~0d/0").unwrap(), ["a/b", "c~d", "0"]);
-        assert_eq!(parse_pointer("/").unwrap(), [""]);
+    fn parses_pointers_with_escapes_and_wildcards() {
+        let name = |s: &str| Segment::Name(s.into());
+        assert_eq!(parse_pointer("").unwrap(), Vec::<Segment>::new());
+        assert_eq!(
+            parse_pointer("/a~1b/c~0d/0").unwrap(),
+            [name("a/b"), name("c~d"), name("0")]
+        );
+        assert_eq!(
+            parse_pointer("/a/*/b").unwrap(),
+            [name("a"), Segment::Every, name("b")]
+        );
+        assert_eq!(parse_pointer("/").unwrap(), [name("")]);
         assert!(parse_pointer("/a~2")
             .unwrap_err()
             .contains("`~` must be followed by 0 or 1"));
@@ -588,10 +731,11 @@ mod tests {
     fn refuses_bad_configs_naming_every_problem() {
         for (config, expect) in [
             ("[]", "decrypt: config must be an object like"),
+            ("{}", "\"fields\" is required: the JSON Pointers of the fields to decrypt"),
             (
                 r#"{"field": ["/a"], "on_erase": "null"}"#,
                 "decrypt: invalid config: unknown config key \"field\" (known: \"fields\", \
-                 \"on_erased\"); unknown config key \"on_erase\"",
+                 \"on_erased\", \"one_subject\"); unknown config key \"on_erase\"",
             ),
             (r#"{"fields": []}"#, "\"fields\" is empty, so nothing would be decrypted"),
             (r#"{"fields": "/a"}"#, "\"fields\" must be a list of JSON Pointers"),
@@ -601,14 +745,20 @@ mod tests {
                  fields[2] must be a JSON Pointer string such as \"/payload/email\", got a number",
             ),
             (
-                r#"{"on_erased": "keep"}"#,
+                r#"{"fields": ["/a"], "on_erased": "keep"}"#,
                 "\"on_erased\" must be \"drop\" (the default), \"null\" or \"reject\", got \"keep\"",
             ),
-            (r#"{"on_erased": false}"#, "got a boolean"),
+            (r#"{"fields": ["/a"], "on_erased": false}"#, "got a boolean"),
+            (
+                r#"{"fields": ["/a"], "one_subject": "yes"}"#,
+                "\"one_subject\" must be true (the default) or false, got a string",
+            ),
         ] {
             let err = refusal(config);
             assert!(err.contains(expect), "{config}: {err}");
         }
-        assert_eq!(config("{}").on_erased, OnErased::Drop);
+        let c = config(r#"{"fields": ["/a"]}"#);
+        assert_eq!(c.on_erased, OnErased::Drop);
+        assert!(c.one_subject);
     }
 }

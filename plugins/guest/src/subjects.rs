@@ -29,13 +29,39 @@ use std::fmt;
 use crate::bindings::switchyard::plugin::subjects as host;
 use crate::{Error, Outcome};
 
-/// How every token made by the host starts. A string is a token if and only
-/// if it starts with this.
-pub const TOKEN_PREFIX: &str = "sy:v1:";
+/// How every token the host makes now starts.
+pub const TOKEN_PREFIX: &str = "sy:v2:";
 
-/// Whether `s` is a token made by the host's `encrypt`.
+/// How a key reference (the record key standing for a subject) starts.
+pub const KEY_REF_PREFIX: &str = "sy:key:";
+
+/// Whether `s` has the shape of a token of any format the host has made
+/// (`sy:v<digits>:`), whether or not it would open. Tokens of older formats
+/// count: the host refuses them, and a plugin must not mistake one for a
+/// plain value.
 pub fn is_token(s: &str) -> bool {
-    s.starts_with(TOKEN_PREFIX)
+    format_end(s).is_some()
+}
+
+/// The length of `s`'s `sy:v<digits>:` prefix, if it has one.
+fn format_end(s: &str) -> Option<usize> {
+    let rest = s.strip_prefix("sy:v")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0 && rest.as_bytes().get(digits) == Some(&b':')).then_some(4 + digits + 1)
+}
+
+/// The id of the key a token was made with: the subject lifetime it
+/// belongs to. Tokens of one subject share it, so a plugin can tell that
+/// two tokens (or a token and a [key reference](key_ref_key)) belong to the
+/// same subject without decrypting either. `None` if `s` is not a token.
+pub fn token_key(s: &str) -> Option<&str> {
+    let rest = &s[format_end(s)?..];
+    Some(rest.split_once(':').map_or(rest, |(key, _)| key))
+}
+
+/// The key id of a key reference (`sy:key:<id>`), if `s` is one.
+pub fn key_ref_key(s: &str) -> Option<&str> {
+    s.strip_prefix(KEY_REF_PREFIX).filter(|id| !id.is_empty())
 }
 
 /// Why the host could not do a subject operation.
@@ -87,7 +113,8 @@ impl SubjectError {
     pub fn into_failure(self, context: &str) -> Outcome {
         Outcome::Fail(match self {
             SubjectError::Retryable(m) => Error::Retryable(format!(
-                "{context}: the subject key store did not answer ({m}); the record will be retried"
+                "{context}: the subject key store cannot answer now ({m}); the record can be tried \
+                 again"
             )),
             SubjectError::Unavailable(m) => Error::Fatal(format!(
                 "{context}: subject encryption is not available on this host ({m}); \
@@ -269,7 +296,7 @@ mod fake {
             let serial = state.tokens.len();
             let mut tag = DefaultHasher::new();
             (serial, key, field, plaintext).hash(&mut tag);
-            let token = format!("{TOKEN_PREFIX}fake{serial}-{:016x}", tag.finish());
+            let token = format!("{TOKEN_PREFIX}fake{key}:{serial}-{:016x}", tag.finish());
             state.tokens.insert(
                 token.clone(),
                 Sealed {
@@ -317,20 +344,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_is_exactly_a_string_with_the_prefix() {
+    fn a_token_is_a_string_with_a_format_prefix_of_any_version() {
+        assert!(is_token("sy:v2:abc"));
         assert!(is_token("sy:v1:abc"));
+        assert!(is_token("sy:v12:abc"));
         assert!(is_token(TOKEN_PREFIX));
         for not in [
             "",
-            "sy:v1",
-            "SY:V1:abc",
-            " sy:v1:abc",
-            "sy:v2:abc",
+            "sy:v2",
+            "sy:v:abc",
+            "sy:vx:abc",
+            "SY:V2:abc",
+            " sy:v2:abc",
             "sy:key:1",
             "sy:ps:1",
         ] {
             assert!(!is_token(not), "{not:?}");
         }
+    }
+
+    #[test]
+    fn the_key_of_a_token_and_of_a_key_reference_can_be_compared() {
+        assert_eq!(token_key("sy:v2:KEY1:body"), Some("KEY1"));
+        assert_eq!(token_key("sy:v1:KEY1:body"), Some("KEY1"));
+        assert_eq!(token_key("sy:v2:"), Some(""));
+        assert_eq!(token_key("plain"), None);
+        assert_eq!(key_ref_key("sy:key:KEY1"), Some("KEY1"));
+        assert_eq!(key_ref_key("sy:key:"), None);
+        assert_eq!(key_ref_key("KEY1"), None);
+        let fake = FakeSubjects::new();
+        let token = fake.encrypt("u-1", "/email", b"1").unwrap();
+        let reference = fake.key_ref("u-1").unwrap();
+        assert_eq!(token_key(&token), key_ref_key(&reference));
+        let other = fake.encrypt("u-2", "/email", b"1").unwrap();
+        assert_ne!(token_key(&other), key_ref_key(&reference));
     }
 
     #[test]
@@ -416,7 +463,9 @@ mod tests {
         };
         match fail(SubjectError::Retryable("timeout".into())) {
             Error::Retryable(m) => assert!(
-                m.starts_with("encrypting /email: the subject key store did not answer (timeout)"),
+                m.starts_with(
+                    "encrypting /email: the subject key store cannot answer now (timeout)"
+                ),
                 "{m}"
             ),
             other => panic!("{other:?}"),

@@ -42,12 +42,14 @@
 //!       HMAC-SHA256(`hash_key`, canonical JSON text of the value): the same
 //!       value and key always give the same token;
 //!     - `encrypt`: the value, of any kind (`null` too, so that a missing
-//!       value does not show), becomes a token `sy:v1:...` made by the host
+//!       value does not show), becomes a token `sy:v2:...` made by the host
 //!       from the value's compact JSON text, for the record's subject and
 //!       bound to the value's place: the concrete JSON Pointer of that
-//!       occurrence (`/payload/email`, `/passengers/0/phone`). A value that
-//!       is already a token is left as it is, so a record redacted twice is
-//!       encrypted once;
+//!       occurrence (`/payload/email`, `/passengers/0/phone`), and to the
+//!       topic the route writes to (the host's part). A value that is
+//!       already a token of the record's subject is left as it is, so a
+//!       record redacted twice is encrypted once; a token of another subject
+//!       rejects the record, naming the field;
 //!     - `pseudonymize`: the value, of any kind, becomes the subject's
 //!       pseudonym `sy:ps:...`, made by the host.
 //!   - `keep_last`, `mask_char`: only with `mask`.
@@ -106,7 +108,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use switchyard_guest::json::{config_object, emit, emit_json, kind, object, pointer_token};
-use switchyard_guest::subjects::{is_token, HostSubjects, SubjectError, Subjects};
+use switchyard_guest::subjects::{
+    is_token, key_ref_key, token_key, HostSubjects, SubjectError, Subjects,
+};
 use switchyard_guest::{export_plugin, Error, Event, Outcome, Plugin};
 
 /// Shortest `hash_key` accepted, in bytes: the output size of SHA-256.
@@ -607,9 +611,10 @@ fn redact_event(config: &Config, subjects: &dyn Subjects, event: Event) -> Outco
             Err(outcome) => return outcome,
         },
     };
+    let mut key_ref = None;
     let key = match (config.key, &subject) {
         (KeyMode::SubjectRef, Some(subject)) => match subjects.key_ref(subject) {
-            Ok(key_ref) => Some(key_ref.into_bytes()),
+            Ok(made) => Some(key_ref.insert(made).clone().into_bytes()),
             Err(e) => return e.into_failure("making the record key"),
         },
         // `init` gives `subject-ref` a subject field, so this is `keep`.
@@ -620,6 +625,7 @@ fn redact_event(config: &Config, subjects: &dyn Subjects, event: Event) -> Outco
         subjects,
         subject: subject.as_deref(),
         pseudonym: None,
+        key_ref,
     };
     let mut pointer = String::new();
     for rule in &config.rules {
@@ -725,6 +731,9 @@ struct Run<'a> {
     subject: Option<&'a str>,
     /// The subject's pseudonym, asked of the host at most once per record.
     pseudonym: Option<String>,
+    /// The subject's key reference, asked of the host at most once per
+    /// record, when a field to encrypt holds a token already.
+    key_ref: Option<String>,
 }
 
 /// Apply `action` at `path` below `object`, which is at `pointer` in the
@@ -859,8 +868,31 @@ fn transform(
                 *value = Value::String(hasher.token(value));
             }
         }
-        // A token already: a replay, or a second `redact` in the chain.
-        Action::Encrypt if value.as_str().is_some_and(is_token) => {}
+        // A token already: a replay, or a second `redact` in the chain, if
+        // it is the record's subject's. Another subject's token is not
+        // passed on as if it were this one's (it would be decrypted for
+        // whoever reads this record).
+        Action::Encrypt if value.as_str().is_some_and(is_token) => {
+            let Some(subject) = run.subject else {
+                return Ok(());
+            };
+            let key_ref = match &run.key_ref {
+                Some(key_ref) => key_ref,
+                None => match run.subjects.key_ref(subject) {
+                    Ok(key_ref) => run.key_ref.insert(key_ref),
+                    Err(e) => {
+                        return Err(e.into_failure(&format!("checking the token at {pointer}")))
+                    }
+                },
+            };
+            let token = value.as_str().unwrap_or_default();
+            if token_key(token) != key_ref_key(key_ref) {
+                return Err(Outcome::Reject(vec![format!(
+                    "{pointer}: holds a token (sy:v...) that is not the record's subject's; a \
+                     token is only kept where it was made"
+                )]));
+            }
+        }
         Action::Encrypt => {
             // `init` refuses encrypt rules without a subject field.
             let Some(subject) = run.subject else {
@@ -1362,6 +1394,35 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn another_subjects_token_in_a_field_to_encrypt_is_refused_not_kept() {
+        let fake = FakeSubjects::new();
+        let config = subject_config(
+            r#"{"subject_field": "userId", "rules": [{"path": "email", "action": "encrypt"}]}"#,
+        );
+        let victims = fake
+            .encrypt("victim", "/email", br#""v@example.com""#)
+            .unwrap();
+        let record = serde_json::json!({"userId": "attacker", "email": victims}).to_string();
+        match redact_with(&fake, &config, b"k", &record) {
+            Outcome::Reject(reasons) => {
+                assert_eq!(
+                reasons,
+                ["/email: holds a token (sy:v...) that is not the record's subject's; a token \
+                  is only kept where it was made"]
+            )
+            }
+            other => panic!("{other:?}"),
+        }
+        // The subject's own token (a second pass) is kept as it is.
+        let own = fake
+            .encrypt("attacker", "/email", br#""a@example.com""#)
+            .unwrap();
+        let record = serde_json::json!({"userId": "attacker", "email": own}).to_string();
+        let (_, out) = emitted(redact_with(&fake, &config, b"k", &record));
+        assert_eq!(out["email"], own.as_str());
     }
 
     #[test]
