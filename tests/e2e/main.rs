@@ -9,6 +9,8 @@ mod delivery;
 mod deployment;
 mod events_api;
 mod gdpr;
+mod hostile;
+mod hostile_plugins;
 mod hot_reload;
 mod http_limits;
 mod http_sink;

@@ -5,26 +5,35 @@
 //! instances are kept in a pool and reused. An instance that traps (a
 //! panic, a missed deadline, the memory cap) is poisoned by wasmtime and is
 //! dropped, never returned to the pool; the next call gets a fresh one.
+//!
+//! Every instance runs within the bounds of the sandbox: a deadline per
+//! call (epoch interruption in WebAssembly code, the call's deadline in
+//! WASI waits, see [`super::wasi`]), one memory cap over all its linear
+//! memories and bounded core instances and tables ([`super::limits`]), at
+//! most as many bytes handed to the host in one go as that cap (wasmtime's
+//! hostcall fuel, counted before the host allocates; past it the call fails
+//! as a broken contract naming the cap), and a bounded `state` and `log`
+//! per route step ([`super::state`], [`super::log`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::histogram::Histogram;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{switchyard::plugin as imports, Event, Outcome, Plugin};
+use super::limits::{SandboxLimiter, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
+use super::log::StepLog;
 use super::runtime::{LoadedPlugin, EPOCH_TICK};
+use super::state::StepState;
+use super::wasi::{self, WaitPastDeadline};
 use super::PluginRuntime;
 use crate::metrics::{self, PluginLabels};
 use crate::subjects::crypto::{CryptoError, DataKey, KeyId, Token};
 use crate::subjects::keys::{KeyStore, StoreError};
-
-/// The `state` import's storage: per route step, shared by its instances.
-pub type KvState = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 /// The route a pool serves, as the host's imports see it.
 #[derive(Debug, Clone)]
@@ -62,10 +71,11 @@ impl From<&String> for RouteScope {
 
 /// Per-store data: what the host imports can see.
 pub struct HostState {
-    limits: StoreLimits,
-    route: Arc<str>,
-    plugin: Arc<str>,
-    kv: KvState,
+    limiter: SandboxLimiter,
+    /// When the current call must be over: WASI waits give up then.
+    deadline: Instant,
+    log: Arc<StepLog>,
+    state: Arc<StepState>,
     /// The scope tokens made here are bound to.
     writes_to: Arc<str>,
     /// The topic of the batch being processed: the only scope whose tokens
@@ -105,7 +115,7 @@ pub enum CallError {
     #[error("plugin `{plugin}` trapped: {message}")]
     Trap { plugin: String, message: String },
     /// The plugin broke the contract, e.g. returned the wrong number of
-    /// outcomes.
+    /// outcomes, or handed the host more than a call may.
     #[error("plugin `{plugin}` broke the contract: {message}")]
     Contract { plugin: String, message: String },
 }
@@ -128,9 +138,9 @@ pub struct InstancePool {
     plugin: LoadedPlugin,
     config_json: String,
     route: RouteScope,
-    plugin_name: Arc<str>,
     limits: Limits,
-    kv: KvState,
+    state: Arc<StepState>,
+    log: Arc<StepLog>,
     /// Whether any instance of this step has decrypted a token: from then
     /// on, the records past this step hold personal data in plaintext.
     plaintext_seen: Arc<AtomicBool>,
@@ -169,12 +179,15 @@ impl InstancePool {
         let pool = InstancePool {
             runtime,
             call_seconds: call_histogram(&route.name, &plugin.name),
-            plugin_name: plugin.name.as_str().into(),
+            log: Arc::new(StepLog::new(
+                route.name.clone(),
+                plugin.name.as_str().into(),
+            )),
             plugin,
             config_json,
             route,
             limits,
-            kv: KvState::default(),
+            state: Arc::default(),
             plaintext_seen: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
@@ -202,12 +215,12 @@ impl InstancePool {
         let pool = InstancePool {
             runtime: self.runtime.clone(),
             call_seconds: call_histogram(&self.route.name, &label),
-            plugin_name: plugin.name.as_str().into(),
+            log: Arc::new(StepLog::new(self.route.name.clone(), label.into())),
             plugin,
             config_json: self.config_json.clone(),
             route: self.route.clone(),
             limits: self.limits,
-            kv: KvState::default(),
+            state: Arc::default(),
             plaintext_seen: Arc::default(),
             idle: Mutex::new(Vec::new()),
         };
@@ -225,12 +238,12 @@ impl InstancePool {
         let pool = InstancePool {
             runtime: self.runtime.clone(),
             call_seconds: self.call_seconds.clone(),
-            plugin_name: plugin.name.as_str().into(),
+            log: self.log.clone(),
             plugin,
             config_json: self.config_json.clone(),
             route: self.route.clone(),
             limits: self.limits,
-            kv: self.kv.clone(),
+            state: self.state.clone(),
             plaintext_seen: self.plaintext_seen.clone(),
             idle: Mutex::new(Vec::new()),
         };
@@ -241,32 +254,31 @@ impl InstancePool {
 
     fn instantiate(&self) -> Result<Instance, CallError> {
         let state = HostState {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                // A failed `memory.grow` becomes a trap with a clear
-                // message instead of an allocation failure inside the guest.
-                .trap_on_grow_failure(true)
-                .build(),
-            route: self.route.name.clone(),
-            plugin: self.plugin_name.clone(),
-            kv: self.kv.clone(),
+            limiter: SandboxLimiter::new(self.limits.memory_bytes),
+            deadline: Instant::now(),
+            log: self.log.clone(),
+            state: self.state.clone(),
             writes_to: self.route.writes_to.clone(),
             reading: String::new(),
             plaintext_seen: self.plaintext_seen.clone(),
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi::empty_context(),
             table: ResourceTable::new(),
             subjects: self.runtime.subjects().cloned(),
         };
         let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.limiter);
+        // What the host may allocate for what the instance hands it in one
+        // go (a call's outputs, one import call's arguments): no more than
+        // the instance may hold in its memory, however its lists alias.
+        store.set_hostcall_fuel(self.limits.memory_bytes);
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
+        self.start_call(&mut store);
         let bindings = self
             .plugin
             .pre
             .instantiate(&mut store)
             .map_err(|e| self.classify(e))?;
-        store.set_epoch_deadline(self.deadline_ticks());
+        self.start_call(&mut store);
         match bindings
             .switchyard_plugin_transform()
             .call_init(&mut store, &self.config_json)
@@ -286,18 +298,50 @@ impl InstancePool {
         (ticks as u64).max(1) + 1
     }
 
+    /// Set the deadline of a call about to start: in epoch ticks for
+    /// WebAssembly code, as an instant for WASI waits.
+    fn start_call(&self, store: &mut Store<HostState>) {
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+    }
+
     fn classify(&self, error: wasmtime::Error) -> CallError {
         let plugin = self.plugin.name.clone();
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+            || error.downcast_ref::<WaitPastDeadline>().is_some()
+        {
             return CallError::Deadline {
                 plugin,
                 timeout: self.limits.call_timeout,
             };
         }
-        CallError::Trap {
-            plugin,
-            message: format!("{error:#}"),
+        let message = format!("{error:#}");
+        // wasmtime's error for exhausted hostcall fuel is a private type:
+        // known by its text (wasmtime is pinned; the sandbox tests would
+        // see a change).
+        if message.contains("fuel allocated for hostcalls has been exhausted") {
+            return CallError::Contract {
+                plugin,
+                message: format!(
+                    "it handed the host more than {} MiB at once: the outputs of one call (keys, \
+                     values, headers, targets and reasons, and their counts, as the host would \
+                     hold them), or the arguments of one import call; the cap is the instance's \
+                     memory cap (`memory_limit_mib`)",
+                    self.limits.memory_bytes >> 20
+                ),
+            };
         }
+        if message.contains("resource limit exceeded") {
+            return CallError::Trap {
+                plugin,
+                message: format!(
+                    "{message}: the sandbox allows a plugin instance at most \
+                     {MAX_CORE_INSTANCES} core instances, {MAX_MEMORIES} linear memories and \
+                     {MAX_TABLES} tables"
+                ),
+            };
+        }
+        CallError::Trap { plugin, message }
     }
 
     fn take(&self) -> Result<Instance, CallError> {
@@ -319,7 +363,7 @@ impl InstancePool {
     /// error for the whole batch.
     pub fn process(&self, batch: &[Event]) -> Result<Vec<Outcome>, CallError> {
         let mut instance = self.take()?;
-        instance.store.set_epoch_deadline(self.deadline_ticks());
+        self.start_call(&mut instance.store);
         // A batch comes from one partition of one topic: its tokens are
         // read in that topic's scope.
         let reading = batch.first().map_or("", |e| e.topic.as_str());
@@ -334,6 +378,7 @@ impl InstancePool {
             .switchyard_plugin_transform()
             .call_process(&mut instance.store, batch);
         self.call_seconds.observe(started.elapsed().as_secs_f64());
+        self.log.report_if_due();
         match result {
             Ok(outcomes) => {
                 self.put(instance);
@@ -387,15 +432,7 @@ impl imports::types::Host for HostState {}
 
 impl imports::log::Host for HostState {
     fn log(&mut self, level: imports::log::Level, message: String) {
-        use imports::log::Level;
-        let (route, plugin) = (&*self.route, &*self.plugin);
-        match level {
-            Level::Trace => tracing::trace!(route, plugin, "{message}"),
-            Level::Debug => tracing::debug!(route, plugin, "{message}"),
-            Level::Info => tracing::info!(route, plugin, "{message}"),
-            Level::Warn => tracing::warn!(route, plugin, "{message}"),
-            Level::Error => tracing::error!(route, plugin, "{message}"),
-        }
+        self.log.log(level, &message);
     }
 }
 
@@ -410,15 +447,23 @@ impl imports::clock::Host for HostState {
 
 impl imports::state::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.kv.lock().expect("state lock").get(&key).cloned()
+        self.state.get(&key)
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) {
-        self.kv.lock().expect("state lock").insert(key, value);
+    /// Traps past a bound of the step's state (see [`super::state`]).
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(self.state.set(key, value)?)
     }
 
     fn delete(&mut self, key: String) {
-        self.kv.lock().expect("state lock").remove(&key);
+        self.state.delete(&key);
+    }
+}
+
+impl HostState {
+    /// When the current call must be over.
+    pub(crate) fn call_deadline(&self) -> Instant {
+        self.deadline
     }
 }
 

@@ -1,5 +1,12 @@
 //! The wasmtime engine shared by every plugin, and loading plugins through
 //! the compile cache with a check against the `switchyard:plugin` world.
+//!
+//! Whatever arrives as a plugin (a file in the plugins directory, an
+//! upload) is told apart before anything is compiled: bytes that are not
+//! WebAssembly at all, a core module that was never made a component, a
+//! component of an encoding this host does not read, one that does not
+//! validate, and a component that does not fit the world each get their
+//! own [`LoadError`], saying what to do about it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,7 +54,56 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     /// Whether the compile cache had it.
     pub cache: CacheOutcome,
+    /// Whether the component imports WASI (any `wasi:` interface), as
+    /// components from other languages do. WASI calls drive futures with
+    /// `block_on` on the current Tokio runtime, so such a plugin must be
+    /// called from a blocking thread, never on one of the runtime's
+    /// workers.
+    pub imports_wasi: bool,
     pub(crate) pre: PluginPre<HostState>,
+}
+
+/// Why bytes could not be loaded as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "not a WebAssembly component: the file is not WebAssembly at all (it starts with \
+         {start}, not the `\\0asm` magic number); a plugin is the `.wasm` file that \
+         `switchyard plugin build` (Rust) or componentize-py (Python) writes"
+    )]
+    NotWebAssembly { start: String },
+    #[error(
+        "not a WebAssembly component: it is a core WebAssembly module; make it a component of \
+         the `switchyard:plugin/plugin@0.1.0` world with `switchyard plugin build` (a Rust \
+         crate) or `wasm-tools component new` (a module with the world's metadata embedded)"
+    )]
+    CoreModule,
+    #[error(
+        "not a WebAssembly component this host reads: binary version {version:#x}, layer \
+         {layer} (components are version 0xd, layer 1); rebuild it with current tools"
+    )]
+    UnknownEncoding { version: u16, layer: u16 },
+    #[error(
+        "the WebAssembly component does not validate (truncated or corrupt, or built for \
+         WebAssembly features this host does not enable): {message}"
+    )]
+    Invalid { message: String },
+    #[error(
+        "the component does not implement the world `switchyard:plugin/plugin@0.1.0`: missing \
+         export `{TRANSFORM_EXPORT}` ({found}); build it against wit/plugin.wit (`switchyard \
+         plugin new` starts a crate that does)"
+    )]
+    MissingExport { found: String },
+    #[error(
+        "the plugin imports something the host does not provide: {message}; a plugin may \
+         import the world's interfaces (log, clock, state, subjects) and WASI preview 2"
+    )]
+    UnknownImport { message: String },
+    #[error(
+        "the plugin's `{TRANSFORM_EXPORT}` export does not match the world: {message}; build \
+         it against this host's wit/plugin.wit"
+    )]
+    ExportMismatch { message: String },
 }
 
 impl LoadedPlugin {
@@ -87,10 +143,11 @@ impl PluginRuntime {
             .map_err(anyhow::Error::from)
             .context("linking host imports")?;
         // WASI preview 2 for components that import it; each store gets an
-        // empty `WasiCtx` (see `HostState`), so this grants no filesystem,
-        // network, environment or stdio. Components that import no WASI
-        // (Rust plugins) are unaffected.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        // empty `WasiCtx` (see `super::wasi`), so this grants no filesystem,
+        // network, environment or stdio, and its waits end at the call's
+        // deadline. Components that import no WASI (Rust plugins) are
+        // unaffected.
+        super::wasi::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
 
@@ -142,45 +199,65 @@ impl PluginRuntime {
         bytes: &[u8],
     ) -> anyhow::Result<LoadedPlugin> {
         let engine = &self.inner.engine;
-        if !is_component_binary(bytes) {
-            anyhow::bail!(
-                "not a WebAssembly component (a core module must be turned into a component, \
-                 e.g. with `switchyard plugin build`)"
-            );
-        }
+        check_component_header(bytes)?;
         let hash = content_hash(bytes);
-        let (component, cache) = self.inner.cache.load_or_compile(engine, bytes, &hash)?;
-        check_exports(engine, &component)?;
-        let instance_pre = self
+        let (component, cache) = self
             .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .context("the plugin imports something the host does not provide")?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("the plugin's `{TRANSFORM_EXPORT}` export does not match the world")
+            .cache
+            .load_or_compile(engine, bytes, &hash)
+            .map_err(|e| LoadError::Invalid {
+                message: format!("{:#}", e.root_cause()),
             })?;
+        check_exports(engine, &component)?;
+        let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+            LoadError::UnknownImport {
+                message: format!("{:#}", anyhow::Error::from(e)),
+            }
+        })?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::ExportMismatch {
+            message: format!("{:#}", anyhow::Error::from(e)),
+        })?;
         Ok(LoadedPlugin {
             name: name.to_owned(),
             hash,
             path: path.to_owned(),
             cache,
+            imports_wasi: imports_wasi(engine, &component),
             pre,
         })
     }
 }
 
-/// A component's binary starts with the magic number and a layer/version
-/// word whose layer is 1 (core modules have layer 0).
-fn is_component_binary(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+/// The preamble of a WebAssembly binary: the magic number, then a version
+/// and a layer (little-endian u16 each): version 1, layer 0 for a core
+/// module; version 0xd, layer 1 for a component.
+fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || bytes[..4] != *b"\0asm" {
+        let start: String = bytes
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let start = if start.is_empty() {
+            "nothing: it is empty".to_owned()
+        } else {
+            format!("bytes {start}")
+        };
+        return Err(LoadError::NotWebAssembly { start });
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    let layer = u16::from_le_bytes([bytes[6], bytes[7]]);
+    match (version, layer) {
+        (_, 0) => Err(LoadError::CoreModule),
+        (0xd, 1) => Ok(()),
+        (version, layer) => Err(LoadError::UnknownEncoding { version, layer }),
+    }
 }
 
 /// Refuse a component that does not export the transform interface, naming
 /// the missing export and what the component does export.
-fn check_exports(engine: &Engine, component: &Component) -> anyhow::Result<()> {
+fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(engine)
@@ -194,8 +271,13 @@ fn check_exports(engine: &Engine, component: &Component) -> anyhow::Result<()> {
     } else {
         format!("it exports: {}", exports.join(", "))
     };
-    anyhow::bail!(
-        "the component does not implement the world `switchyard:plugin/plugin@0.1.0`: \
-         missing export `{TRANSFORM_EXPORT}` ({found})"
-    )
+    Err(LoadError::MissingExport { found })
+}
+
+/// Whether `component` imports any WASI interface.
+fn imports_wasi(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:"))
 }

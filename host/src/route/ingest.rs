@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::chain::{Failure, FailureKind, Routed};
+use super::chain::{Chain, Failure, FailureKind, Routed};
 use super::partition::produce_all;
 use super::status::RouteState;
 use super::{Producer, RouteRuntime};
@@ -80,6 +80,7 @@ pub async fn ingest(
     };
     counters.records_in.inc();
     let chain = rt.chain();
+    let inline = runs_on_async_workers(&chain);
     let run = move || {
         chain
             .run(std::slice::from_ref(&event))
@@ -91,9 +92,16 @@ pub async fn ingest(
     // switches, measured under load). So the call runs on the request's
     // worker, but on at most half of the workers at once: a runaway plugin
     // (held until its call deadline) cannot stall the server's other work.
-    let result = match INLINE_SLOTS.try_acquire() {
-        Ok(_slot) => run(),
-        Err(_) => tokio::task::spawn_blocking(run)
+    // Chains with a plugin that imports WASI always go to the blocking
+    // pool: WASI calls block on the runtime, which panics on its workers.
+    let slot = if inline {
+        INLINE_SLOTS.try_acquire().ok()
+    } else {
+        None
+    };
+    let result = match slot {
+        Some(_slot) => run(),
+        None => tokio::task::spawn_blocking(run)
             .await
             .map_err(|e| IngestError::Failed(format!("the plugin chain panicked: {e}")))?,
     };
@@ -111,6 +119,17 @@ pub async fn ingest(
     acknowledged(deliveries).await?;
     counters.records_out.inc_by(outputs.len() as u64);
     Ok(outputs)
+}
+
+/// Whether `chain` may run on one of the runtime's async workers: only if
+/// none of its plugins (the shadow candidate included) imports WASI, whose
+/// calls block on the runtime (see [`LoadedPlugin::imports_wasi`]).
+///
+/// [`LoadedPlugin::imports_wasi`]: crate::plugin::LoadedPlugin::imports_wasi
+fn runs_on_async_workers(chain: &Chain) -> bool {
+    let steps = (0..chain.step_count()).filter_map(|i| chain.step_pool(i));
+    let shadow = chain.shadow().map(|s| &s.candidate);
+    !steps.chain(shadow).any(|pool| pool.plugin().imports_wasi)
 }
 
 /// What one record of a batch became.

@@ -9,6 +9,12 @@
 //! - `reject`: reject with two reasons;
 //! - `drop`: drop the record;
 //! - `to:NAME`: emit the record to the named output `NAME`;
+//! - `state:COUNT:BYTES`: store COUNT values of BYTES bytes each in `state`
+//!   (keys `OFFSET/I`, so each record adds entries), then emit the record;
+//! - `state-key:BYTES`: store one value under a key of BYTES bytes;
+//! - `log:COUNT`: write COUNT log messages, each with a newline and a
+//!   forged log line after it, then emit the record;
+//! - `log-size:BYTES`: write one log message of BYTES bytes;
 //! - anything else: emit the record unchanged.
 //!
 //! The command may also be a JSON string (`"panic"`, quotes included), for
@@ -19,6 +25,8 @@
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
 use exports::switchyard::plugin::transform::Guest;
+use switchyard::plugin::log::{log, Level};
+use switchyard::plugin::state;
 use switchyard::plugin::types::{Error, Event, Outcome, Output};
 
 struct Chaos;
@@ -42,7 +50,8 @@ fn process_one(event: Event) -> Outcome {
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(&text)
         .to_owned();
-    match command.as_str() {
+    let (verb, argument) = command.split_once(':').unwrap_or((&command, ""));
+    match verb {
         "panic" => panic!("chaos: asked to panic"),
         "loop" => loop {
             std::hint::spin_loop();
@@ -58,14 +67,58 @@ fn process_one(event: Event) -> Outcome {
         "fatal" => Outcome::Fail(Error::Fatal("chaos: never works".into())),
         "reject" => Outcome::Reject(vec!["first reason".into(), "second reason".into()]),
         "drop" => Outcome::Drop,
-        _ => {
-            let target = command.strip_prefix("to:").map(str::to_owned);
-            Outcome::Emit(vec![Output {
-                target,
-                key: event.key,
-                value: event.value,
-                headers: event.headers,
-            }])
+        "to" => {
+            let target = Some(argument.to_owned());
+            emit(event, target)
         }
+        "state" => {
+            let (count, bytes) = two_numbers(argument);
+            let value = vec![b's'; bytes];
+            for i in 0..count {
+                state::set(&format!("{}/{i}", event.offset), &value);
+            }
+            emit(event, None)
+        }
+        "state-key" => {
+            state::set(&"k".repeat(number(argument)), b"v");
+            emit(event, None)
+        }
+        "log" => {
+            for i in 0..number(argument) {
+                log(
+                    Level::Info,
+                    &format!(
+                        "chaos: flood {i}\n2030-01-01T00:00:00.000000Z  INFO switchyard: forged \
+                         line {i}\r\u{1b}[2K"
+                    ),
+                );
+            }
+            emit(event, None)
+        }
+        "log-size" => {
+            log(Level::Info, &"L".repeat(number(argument)));
+            emit(event, None)
+        }
+        _ => emit(event, None),
     }
+}
+
+fn emit(event: Event, target: Option<String>) -> Outcome {
+    Outcome::Emit(vec![Output {
+        target,
+        key: event.key,
+        value: event.value,
+        headers: event.headers,
+    }])
+}
+
+/// The number a command ends with; a malformed one is a panic (a trap),
+/// as the tests write their commands.
+fn number(text: &str) -> usize {
+    text.parse().expect("chaos: a number")
+}
+
+fn two_numbers(text: &str) -> (usize, usize) {
+    let (a, b) = text.split_once(':').expect("chaos: two numbers, A:B");
+    (number(a), number(b))
 }
