@@ -125,7 +125,8 @@ pub struct PluginTestArgs {
     /// Deadline of one plugin call, as a route's `call_timeout_ms`.
     #[arg(long, default_value_t = 1000)]
     pub call_timeout_ms: u64,
-    /// Linear memory cap per instance, as a route's `memory_limit_mib`.
+    /// Memory cap per instance (all its linear memories together), as a
+    /// route's `memory_limit_mib`.
     #[arg(long, default_value_t = 64)]
     pub memory_limit_mib: u64,
     /// Directory for compiled plugin artefacts
