@@ -25,8 +25,9 @@ use crate::route::buffer::Buffers;
 use crate::route::status::StatusBoard;
 use crate::route::Producer;
 use crate::streams::StreamStore;
-use crate::subjects::crypto::{KeyRing, MasterKey};
+use crate::subjects::crypto::MasterKey;
 use crate::subjects::keys::KeyStore;
+use crate::subjects::keys::MasterKeys;
 use crate::subjects::{self, Subjects};
 
 /// What `switchyard run` needs.
@@ -258,22 +259,28 @@ async fn open_subjects(
     topic_admin: &TopicAdmin,
 ) -> anyhow::Result<Subjects> {
     let base = config_path.parent().unwrap_or(std::path::Path::new("."));
-    let text = secrets::resolve_string(&settings.master_key, "subjects.master_key", base).map_err(
-        |e| {
+    let master = |reference: &toml::Value, at: &str| -> anyhow::Result<MasterKey> {
+        let text = secrets::resolve_string(reference, at, base).map_err(|e| {
             anyhow::anyhow!(
                 "invalid routes file {}: {e}. Subject encryption needs its master key: 32 \
                  random bytes as 64 hex digits, e.g. `openssl rand -hex 32`; keep it safe, \
                  data encrypted under it cannot be read without it",
                 config_path.display()
             )
-        },
-    )?;
-    let master = MasterKey::parse(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "invalid routes file {}: subjects.master_key: {e}",
-            config_path.display()
-        )
-    })?;
+        })?;
+        MasterKey::parse(&text).map_err(|e| {
+            anyhow::anyhow!("invalid routes file {}: {at}: {e}", config_path.display())
+        })
+    };
+    let masters = MasterKeys {
+        current: master(&settings.master_key, "subjects.master_key")?,
+        others: settings
+            .other_master_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| master(k, &format!("subjects.other_master_keys[{i}]")))
+            .collect::<anyhow::Result<_>>()?,
+    };
     let keys_topic = settings
         .keys_topic
         .clone()
@@ -290,6 +297,13 @@ async fn open_subjects(
             config: subjects::KEYS_TOPIC_CONFIG,
         })
         .await?;
+    if let Some(settings) = topic_admin.settings(&keys_topic).await? {
+        for warning in subjects::check_keys_topic(&keys_topic, &settings)
+            .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?
+        {
+            tracing::warn!(topic = %keys_topic, "the key topic's settings: {warning}");
+        }
+    }
     topic_admin
         .ensure(&TopicSpec {
             name: &audit_topic,
@@ -298,15 +312,20 @@ async fn open_subjects(
             config: &[],
         })
         .await?;
-    let keys = KeyStore::open(KeyRing::new(&master), kafka, &keys_topic, producer.clone())
+    let keys = KeyStore::open(&masters, kafka, &keys_topic, producer.clone())
         .await
-        .with_context(|| format!("reading the subject keys from `{keys_topic}`"))?
+        .with_context(|| format!("opening the subject keys of `{keys_topic}`"))?
         .with_new_subjects_per_second(
             settings
                 .new_subjects_per_second
                 .unwrap_or(subjects::keys::DEFAULT_NEW_SUBJECTS_PER_SECOND),
         );
-    tracing::info!(topic = %keys_topic, keys = keys.len(), "subject key store ready");
+    tracing::info!(
+        topic = %keys_topic,
+        keys = keys.len(),
+        master_key = %masters.current.fingerprint(),
+        "subject key store ready"
+    );
     Ok(Subjects {
         keys: Arc::new(keys),
         audit_topic,

@@ -34,6 +34,23 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print records of a topic, from the beginning, one value per line.
     Consume(ConsumeArgs),
+    /// Subject encryption's master keys.
+    #[command(subcommand)]
+    Subjects(SubjectsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubjectsCommand {
+    /// Print a master key's fingerprint: the name the key store, its
+    /// errors and the log give the key (it reveals nothing of the key).
+    Fingerprint {
+        /// Environment variable holding the key.
+        #[arg(long, default_value = "SWITCHYARD_MASTER_KEY", conflicts_with = "file")]
+        env: String,
+        /// File holding the key, instead.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

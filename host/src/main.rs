@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard::cli::{Cli, Command, PluginCommand};
+use switchyard::cli::{Cli, Command, PluginCommand, SubjectsCommand};
 
 /// Every record is a handful of small allocations (its bytes, headers,
 /// outcomes) made on one thread and freed on another (the consumer, the
@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Consume(args)) => {
             runtime().and_then(|rt| rt.block_on(switchyard::devtools::consume(args)))
+        }
+        Some(Command::Subjects(SubjectsCommand::Fingerprint { env, file })) => {
+            switchyard::subjects::fingerprint_command(&env, file.as_deref())
         }
     };
     match result {

@@ -146,6 +146,11 @@ pub struct SubjectsConfig {
     /// reference: `{ "$env" = "SWITCHYARD_MASTER_KEY" }` or `{ "$file" =
     /// "/run/secrets/master-key" }`. Never the key itself in this file.
     pub master_key: toml::Value,
+    /// Master keys being rotated away from (or to), as secret references:
+    /// keys wrapped under them open too, and every key is wrapped again
+    /// under `master_key` at start. Empty outside a rotation.
+    #[serde(default)]
+    pub other_master_keys: Vec<toml::Value>,
     /// The compacted topic of the wrapped keys (default
     /// `switchyard.subjects.keys`).
     pub keys_topic: Option<String>,
@@ -192,6 +197,7 @@ impl std::fmt::Debug for SubjectsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubjectsConfig")
             .field("master_key", &"<withheld>")
+            .field("other_master_keys", &self.other_master_keys.len())
             .field("keys_topic", &self.keys_topic)
             .field("audit_topic", &self.audit_topic)
             .field("erase_topics", &self.erase_topics)
@@ -1296,6 +1302,17 @@ impl Config {
                      or { \"$file\" = \"path\" }), never the key itself in the routes file"
                         .into(),
                 );
+            }
+            if let Some(i) = subjects
+                .other_master_keys
+                .iter()
+                .position(|k| !matches!(k, toml::Value::Table(_)))
+            {
+                return Err(format!(
+                    "`subjects.other_master_keys[{i}]` must be a secret reference \
+                     ({{ \"$env\" = \"NAME\" }} or {{ \"$file\" = \"path\" }}), never the key \
+                     itself in the routes file"
+                ));
             }
             if let Some(field) = &subjects.subject_field {
                 if !field.starts_with('/') {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -80,5 +80,33 @@ impl TopicAdmin {
             }
         }
         Ok(())
+    }
+
+    /// The settings of topic `name` as the cluster reports them (`None` on
+    /// the development broker, which keeps none).
+    pub async fn settings(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<std::collections::HashMap<String, String>>> {
+        let TopicAdmin::Cluster(admin) = self else {
+            return Ok(None);
+        };
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .describe_configs([&ResourceSpecifier::Topic(name)], &options)
+            .await
+            .with_context(|| format!("reading the settings of topic `{name}`"))?;
+        let mut settings = std::collections::HashMap::new();
+        for result in results {
+            let resource = result.map_err(|code| {
+                anyhow::anyhow!("reading the settings of topic `{name}` failed: {code}")
+            })?;
+            for entry in resource.entries {
+                if let Some(value) = entry.value {
+                    settings.insert(entry.name, value);
+                }
+            }
+        }
+        Ok(Some(settings))
     }
 }

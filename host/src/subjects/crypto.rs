@@ -3,10 +3,14 @@
 //!
 //! ```text
 //!  master key (32 bytes, operator's secret)
-//!    ├─ HKDF "wrap"  ─► wrapping key: XChaCha20-Poly1305 over each data key
-//!    └─ HKDF "index" ─► index key: HMAC(subject id) = the subject's index,
-//!                       so the key store finds a subject's keys without
-//!                       holding its id
+//!    ├─ HKDF "wrap"  ─► wrapping key: XChaCha20-Poly1305 over each data key,
+//!    │                  and over the index key
+//!    └─ HKDF "index" ─► the index key of a store first opened with this
+//!                       master key. The index key makes HMAC(subject id) =
+//!                       the subject's index, so the key store finds a
+//!                       subject's keys without holding its id. It outlives
+//!                       a rotation of the master key: the store keeps it
+//!                       wrapped under every master key that opens it.
 //!  data key (32 random bytes per subject lifetime, named by a random key id)
 //!    ├─ XChaCha20-Poly1305 over each field ─► token "sy:v2:<key id>:<nonce+ciphertext>"
 //!    │    associated data: key id, scope and the field's JSON Pointer, so a
@@ -72,6 +76,7 @@ pub enum CryptoError {
 }
 
 /// The operator's master key. Never printed.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for MasterKey {
@@ -81,6 +86,16 @@ impl std::fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
+    /// A short public name of this key: the first 8 bytes of an HMAC of a
+    /// fixed text, in hex. It says which key the key store was written
+    /// with, and reveals nothing of the key.
+    pub fn fingerprint(&self) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0[..]).expect("HMAC takes any key length");
+        mac.update(b"switchyard master key fingerprint v1");
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+
     /// Parse 32 bytes given as 64 hex digits (`openssl rand -hex 32`) or as
     /// base64. Errors describe the text's shape, never the text.
     pub fn parse(text: &str) -> Result<MasterKey, String> {
@@ -115,25 +130,96 @@ impl MasterKey {
     }
 }
 
-/// The keys derived from the master key.
+/// The keys a master key gives: its wrapping key, and the store's index
+/// key.
 pub struct KeyRing {
     wrap: XChaCha20Poly1305,
     index: Zeroizing<[u8; 32]>,
+    fingerprint: String,
 }
 
 impl KeyRing {
+    /// The ring of a store first opened with `master`: the index key
+    /// derived from it.
     pub fn new(master: &MasterKey) -> KeyRing {
+        KeyRing::with_index(master, KeyRing::index_key_of(master))
+    }
+
+    /// The index key of a store first opened with `master`.
+    pub fn index_key_of(master: &MasterKey) -> Zeroizing<[u8; 32]> {
+        let hkdf = Hkdf::<Sha256>::new(None, &master.0[..]);
+        let mut index = Zeroizing::new([0u8; 32]);
+        hkdf.expand(b"switchyard subject index v1", &mut index[..])
+            .expect("32 bytes is a valid HKDF output length");
+        index
+    }
+
+    /// This ring's index key, for a ring of another master key over the
+    /// same store.
+    pub fn index_key(&self) -> Zeroizing<[u8; 32]> {
+        self.index.clone()
+    }
+
+    /// The ring of `master` over a store whose index key is `index` (kept
+    /// from the master key the store was first opened with).
+    pub fn with_index(master: &MasterKey, index: Zeroizing<[u8; 32]>) -> KeyRing {
         let hkdf = Hkdf::<Sha256>::new(None, &master.0[..]);
         let mut wrap = Zeroizing::new([0u8; 32]);
-        let mut index = Zeroizing::new([0u8; 32]);
         hkdf.expand(b"switchyard subject key wrapping v1", &mut wrap[..])
-            .expect("32 bytes is a valid HKDF output length");
-        hkdf.expand(b"switchyard subject index v1", &mut index[..])
             .expect("32 bytes is a valid HKDF output length");
         KeyRing {
             wrap: XChaCha20Poly1305::new((&*wrap).into()),
             index,
+            fingerprint: master.fingerprint(),
         }
+    }
+
+    /// The fingerprint of the master key this ring wraps with.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The index key, sealed under this ring's master key, for the store to
+    /// keep.
+    pub fn wrap_index_key(&self) -> Vec<u8> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .wrap
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &self.index[..],
+                    aad: INDEX_KEY_AAD,
+                },
+            )
+            .expect("encryption into a Vec cannot fail");
+        [nonce.as_slice(), &sealed].concat()
+    }
+
+    /// The index key sealed by [`KeyRing::wrap_index_key`] under `master`.
+    pub fn unwrap_index_key(
+        master: &MasterKey,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        if wrapped.len() != NONCE_LEN + 32 + TAG_LEN {
+            return Err(CryptoError::Tampered);
+        }
+        let ring = KeyRing::with_index(master, Zeroizing::new([0u8; 32]));
+        let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
+        let plain = Zeroizing::new(
+            ring.wrap
+                .decrypt(
+                    XNonce::from_slice(nonce),
+                    Payload {
+                        msg: sealed,
+                        aad: INDEX_KEY_AAD,
+                    },
+                )
+                .map_err(|_| CryptoError::Tampered)?,
+        );
+        let mut index = Zeroizing::new([0u8; 32]);
+        index.copy_from_slice(&plain);
+        Ok(index)
     }
 
     /// The subject's index: the same for the same id under the same master
@@ -191,6 +277,8 @@ impl KeyRing {
         Ok(DataKey(key))
     }
 }
+
+const INDEX_KEY_AAD: &[u8] = b"switchyard index key v1";
 
 fn wrap_aad(id: &KeyId, index: &SubjectIndex) -> Vec<u8> {
     [b"switchyard wrapped key v1\0".as_slice(), &id.0, &index.0].concat()
@@ -553,6 +641,33 @@ mod tests {
             .unwrap(&id, &ring.subject_index("u-2"), &wrapped)
             .is_err());
         assert!(ring.unwrap(&id, &index, &wrapped[1..]).is_err());
+    }
+
+    #[test]
+    fn the_index_key_outlives_the_master_key_it_was_made_with() {
+        let (old, new) = (MasterKey::random(), MasterKey::random());
+        assert_ne!(old.fingerprint(), new.fingerprint());
+        assert_eq!(old.fingerprint(), old.fingerprint());
+        assert_eq!(old.fingerprint().len(), 16);
+        let first = KeyRing::new(&old);
+        let sealed = first.wrap_index_key();
+        assert!(KeyRing::unwrap_index_key(&new, &sealed).is_err());
+        let index = KeyRing::unwrap_index_key(&old, &sealed).unwrap();
+        // Another master key over the same index key: the same subject
+        // indexes, its own wrapping.
+        let rotated = KeyRing::with_index(&new, index);
+        assert_eq!(rotated.subject_index("u-1"), first.subject_index("u-1"));
+        assert_eq!(rotated.fingerprint(), new.fingerprint());
+        let (id, key) = (KeyId::random(), DataKey::random());
+        let wrapped = first.wrap(&id, &first.subject_index("u-1"), &key);
+        assert!(rotated
+            .unwrap(&id, &first.subject_index("u-1"), &wrapped)
+            .is_err());
+        let resealed = KeyRing::unwrap_index_key(&new, &rotated.wrap_index_key()).unwrap();
+        assert_eq!(
+            KeyRing::with_index(&new, resealed).subject_index("u-2"),
+            first.subject_index("u-2")
+        );
     }
 
     #[test]

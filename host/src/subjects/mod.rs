@@ -51,6 +51,40 @@ pub const KEYS_TOPIC_CONFIG: &[(&str, &str)] = &[
     // Tombstones stay a day, for readers that were away.
     ("delete.retention.ms", "86400000"),
 ];
+/// Check the settings of an existing key topic: `Err` if they would lose
+/// keys (anything but compaction deletes every subject's key once it is
+/// old enough: all their data unreadable), else the settings that differ
+/// from [`KEYS_TOPIC_CONFIG`] and what that costs, to warn about.
+pub fn check_keys_topic(
+    topic: &str,
+    settings: &std::collections::HashMap<String, String>,
+) -> Result<Vec<String>, String> {
+    let policy = settings.get("cleanup.policy").map_or("", String::as_str);
+    let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+    if policies != ["compact"] {
+        return Err(format!(
+            "the key topic `{topic}` has `cleanup.policy={policy}`: it must be `compact` alone, or \
+             the brokers delete subjects' keys as they age and their data can never be read \
+             again. Fix it with `kafka-configs.sh --alter --entity-type topics --entity-name \
+             {topic} --add-config cleanup.policy=compact` (or start with another \
+             `subjects.keys_topic`)"
+        ));
+    }
+    Ok(KEYS_TOPIC_CONFIG
+        .iter()
+        .filter(|(key, _)| *key != "cleanup.policy")
+        .filter_map(|(key, wanted)| {
+            let have = settings.get(*key).map_or("(unset)", String::as_str);
+            (have != *wanted).then(|| {
+                format!(
+                    "`{key}` is {have}, not {wanted}: erased keys may stay on the brokers' \
+                     disks longer than docs/gdpr.md says"
+                )
+            })
+        })
+        .collect())
+}
+
 /// The bound the key topic's settings give: `segment.ms` plus
 /// `max.compaction.lag.ms`.
 pub const ERASURE_COMPLETE_WITHIN: Duration = Duration::from_secs(25 * 3600);
@@ -332,4 +366,47 @@ pub(crate) fn rand_bytes<const N: usize>() -> [u8; N] {
 /// RFC 3339 in UTC, to the second.
 fn format_time(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `switchyard subjects fingerprint`: print the fingerprint of the master
+/// key in the environment variable `env`, or in `file`.
+pub fn fingerprint_command(env: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+        None => std::env::var(env)
+            .map_err(|_| anyhow::anyhow!("the environment variable `{env}` is not set"))?,
+    };
+    let key = crypto::MasterKey::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", key.fingerprint());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_key_topic_that_deletes_keys_is_refused_and_looser_settings_named() {
+        let shipped = settings(super::KEYS_TOPIC_CONFIG);
+        assert_eq!(super::check_keys_topic("k", &shipped), Ok(vec![]));
+        for policy in ["delete", "compact,delete", ""] {
+            let mut s = shipped.clone();
+            s.insert("cleanup.policy".into(), policy.into());
+            let e = super::check_keys_topic("k", &s).unwrap_err();
+            assert!(e.contains(&format!("`cleanup.policy={policy}`")), "{e}");
+        }
+        let mut s = shipped.clone();
+        s.insert("max.compaction.lag.ms".into(), "9223372036854775807".into());
+        let warnings = super::check_keys_topic("k", &s).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("`max.compaction.lag.ms` is 9223372036854775807"));
+    }
 }
