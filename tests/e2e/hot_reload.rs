@@ -238,7 +238,9 @@ async fn plugin_upload_needs_the_token_and_names_every_bad_request() {
     assert_eq!(code, 422, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(
-        error.starts_with("plugin `json-set` refused; the serving version stays:"),
+        error.starts_with(
+            "plugin `json-set` refused, nothing was written; the serving version stays:"
+        ),
         "{error}"
     );
     assert!(error.contains("not a WebAssembly component"), "{error}");
@@ -264,6 +266,46 @@ async fn plugin_upload_needs_the_token_and_names_every_bad_request() {
     );
     assert!(!sy.log_text().contains(TOKEN), "the token is never logged");
     assert_eq!(sy.terminate(Duration::from_secs(60)).code(), Some(0));
+}
+
+/// A refused upload (a truncated file, a component whose `init` refuses
+/// the route's configuration) never reaches the plugins directory, so the
+/// next start serves what served before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_upload_is_never_written_and_the_next_start_serves_what_served() {
+    let t = topics("refused-upload", 1).await;
+    let (plugins, original) = plugins_with_json_set(1);
+    let file = plugins.path().join("json-set.wasm");
+    let v1 = std::fs::read(&file).unwrap();
+    let env = [("SWITCHYARD_ADMIN_TOKEN", TOKEN)];
+    let mut sy = start_live(plugins.path(), &t, &env);
+    let url = format!("http://{}/admin/plugins/json-set", sy.http);
+    let v2 = plugin_variant(&original, 2);
+    let other_plugin = std::fs::read(plugins_dir().join("validate.wasm")).unwrap();
+    for (what, bytes, names) in [
+        ("truncated", v2[..v2.len() / 3].to_vec(), "json-set"),
+        ("refusing init", other_plugin, "route `live`"),
+    ] {
+        let (code, body) = http_request("PUT", &url, Some(TOKEN), bytes);
+        assert_eq!(code, 422, "{what}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("nothing was written") && error.contains(names),
+            "{what}: {error}"
+        );
+        assert!(
+            std::fs::read(&file).unwrap() == v1,
+            "{what}: the refused upload replaced the serving file"
+        );
+    }
+    assert_eq!(chain_of_next_output(&t, 0).await, version(&v1));
+    assert_eq!(sy.terminate(Duration::from_secs(60)).code(), Some(0));
+
+    // The next start serves the same version.
+    let mut again = start_live(plugins.path(), &t, &env);
+    let (_, status) = get_json(&format!("http://{}/admin/plugins/json-set", again.http)).unwrap();
+    assert_eq!(status["serving"], version(&v1).as_str(), "{status}");
+    assert_eq!(again.terminate(Duration::from_secs(60)).code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,9 @@
 //! route's new chain, which instantiates and `init`s the new version with
 //! each step's configuration; only when all of that succeeded, swap the
 //! chains in. Anything failing refuses the file: the serving version stays,
-//! and the refusal is recorded for `GET /admin/plugins` and logged.
+//! and the refusal is recorded for `GET /admin/plugins` and logged. An
+//! upload goes through the same checks before it is written, so a refused
+//! upload never reaches the plugins directory.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,6 +68,9 @@ pub enum ReloadOutcome {
     Missing,
     /// Refused; the previous version keeps serving.
     Refused(Refusal),
+    /// An upload was accepted but could not be written into the plugins
+    /// directory: nothing was swapped.
+    NotWritten(String),
 }
 
 /// A catalog entry. The serving version is the plugin itself; what
@@ -123,7 +128,6 @@ impl ControlPlane {
     /// Reload `NAME.wasm` from the plugins directory; `noticed` is when the
     /// change was first seen, for the reload latency.
     pub async fn reload_plugin(&self, name: &str, noticed: Instant) -> ReloadOutcome {
-        let _one_change_at_a_time = self.inner.changes.lock().await;
         let path = self.plugins_dir().join(format!("{name}.wasm"));
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
@@ -139,47 +143,92 @@ impl ControlPlane {
                 return self.refuse(name, content_hash(&[]), reason);
             }
         };
-        let hash = content_hash(&bytes);
-        if let Some(entry) = self.plugins().get_mut(name) {
-            entry.file_removed = false;
-            if entry.serving.as_ref().is_some_and(|p| p.hash == hash) {
-                // Back to the serving version: nothing to swap, and an
-                // earlier refusal no longer describes the file.
-                entry.refused = None;
-                return ReloadOutcome::Unchanged;
-            }
-            if entry.refused.as_ref().is_some_and(|r| r.hash == hash) {
-                return ReloadOutcome::Unchanged;
-            }
-        }
+        self.try_version(name, bytes, noticed, None).await
+    }
 
-        // Compile, check and init off the async threads: compiling takes
-        // from milliseconds to seconds.
-        let using = self.routes_using(name);
+    /// Upload a version of plugin `name`: it is checked exactly as a
+    /// reload checks it (compiled, `init`-ed with every using route's
+    /// configuration) *before* anything is written, and written into the
+    /// plugins directory only once accepted, so a refused upload leaves the
+    /// file that serves, and the next start serves it again. If the write
+    /// fails, nothing is swapped.
+    pub async fn upload_plugin(&self, name: &str, bytes: Vec<u8>) -> ReloadOutcome {
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
+        self.try_version(name, bytes, Instant::now(), Some(&path))
+            .await
+    }
+
+    /// Check `bytes` as the next version of `name`; when accepted, write
+    /// them to `write_to` (if given) and swap them into every using route.
+    async fn try_version(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        noticed: Instant,
+        write_to: Option<&Path>,
+    ) -> ReloadOutcome {
+        let hash = content_hash(&bytes);
+        if let Some(outcome) = self.already_known(name, &hash) {
+            return outcome;
+        }
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
+        // Compile off the async threads and outside the change lock:
+        // compiling takes from milliseconds to seconds, and other changes
+        // need not wait for it.
         let runtime = self.inner.deps.runtime.clone();
         let plugin_name = name.to_owned();
-        let prepared = tokio::task::spawn_blocking(move || {
-            let plugin = runtime
+        let compiled = tokio::task::spawn_blocking(move || {
+            runtime
                 .load_bytes(&plugin_name, &path, &bytes)
                 .with_context(|| format!("loading `{plugin_name}` from {}", path.display()))
-                .map_err(|e| format!("{e:#}"))?;
+                .map_err(|e| format!("{e:#}"))
+                .map(|plugin| (plugin, bytes))
+        })
+        .await
+        .expect("plugin compile panicked");
+        let (plugin, bytes) = match compiled {
+            Ok(compiled) => compiled,
+            Err(reason) => return self.refuse(name, hash, reason),
+        };
+
+        // From here on, one change at a time: the routes using the plugin
+        // are the ones running now.
+        let _one_change_at_a_time = self.inner.changes.lock().await;
+        if let Some(outcome) = self.already_known(name, &hash) {
+            return outcome;
+        }
+        let using = self.routes_using(name);
+        let for_chains = plugin.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
             let mut swaps = Vec::with_capacity(using.len());
             for route in using {
-                match route.chain().with_version(&plugin) {
+                match route.chain().with_version(&for_chains) {
                     Ok(Some(chain)) => swaps.push((route, chain)),
                     Ok(None) => {}
                     Err(e) => return Err(format!("route `{}`: {e}", route.route.name)),
                 }
             }
-            Ok((plugin, swaps))
+            Ok(swaps)
         })
         .await
         .expect("plugin reload panicked");
-
-        let (plugin, swaps) = match prepared {
-            Ok(prepared) => prepared,
+        let swaps = match prepared {
+            Ok(swaps) => swaps,
             Err(reason) => return self.refuse(name, hash, reason),
         };
+        if let Some(path) = write_to {
+            let path = path.to_owned();
+            let written = tokio::task::spawn_blocking(move || {
+                crate::plugin_build::write_atomically(&path, &bytes)
+            })
+            .await
+            .expect("plugin write panicked");
+            if let Err(e) = written {
+                return ReloadOutcome::NotWritten(format!(
+                    "cannot write the plugin into the plugins directory: {e:#}"
+                ));
+            }
+        }
         let version = plugin.version_tag();
         let routes: Vec<String> = swaps.iter().map(|(r, _)| r.route.name.clone()).collect();
         for (route, chain) in swaps {
@@ -196,8 +245,26 @@ impl ControlPlane {
         entry.reloads += 1;
         entry.last_reload_ms = Some(elapsed.as_millis() as u64);
         entry.refused = None;
+        entry.file_removed = false;
         entry.serving = Some(plugin);
         ReloadOutcome::Swapped { version, routes }
+    }
+
+    /// The outcome for bytes of hash `hash` if they are the serving version
+    /// (nothing to swap; an earlier refusal no longer describes the file)
+    /// or the version refused last.
+    fn already_known(&self, name: &str, hash: &str) -> Option<ReloadOutcome> {
+        let mut plugins = self.plugins();
+        let entry = plugins.get_mut(name)?;
+        entry.file_removed = false;
+        if entry.serving.as_ref().is_some_and(|p| p.hash == hash) {
+            entry.refused = None;
+            return Some(ReloadOutcome::Unchanged);
+        }
+        if let Some(refusal) = entry.refused.as_ref().filter(|r| r.hash == hash) {
+            return Some(ReloadOutcome::Refused(refusal.clone()));
+        }
+        None
     }
 
     fn refuse(&self, name: &str, hash: String, reason: String) -> ReloadOutcome {

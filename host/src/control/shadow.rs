@@ -9,9 +9,8 @@
 //! restarted (its settings changed) comes back without its shadow.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use super::{ControlPlane, ReloadOutcome};
+use super::{ControlPlane, Refusal, ReloadOutcome};
 use crate::plugin::cache::content_hash;
 use crate::route::shadow::{Shadow, ShadowReport};
 use crate::route::RouteRuntime;
@@ -150,17 +149,16 @@ impl ControlPlane {
                 live.plugin().name.clone(),
             )
         };
-        let path = self.plugins_dir().join(format!("{plugin_name}.wasm"));
-        tokio::task::spawn_blocking(move || crate::plugin_build::write_atomically(&path, &bytes))
-            .await
-            .expect("plugin write panicked")
-            .map_err(|e| ShadowError::CannotRun(format!("cannot write the plugin: {e:#}")))?;
-        let outcome = self.reload_plugin(&plugin_name, Instant::now()).await;
-        if let ReloadOutcome::Refused(refusal) = &outcome {
-            return Err(ShadowError::CannotRun(format!(
-                "promoting refused; the serving version stays: {}",
-                refusal.reason
-            )));
+        // Checked before it is written: a refused candidate never reaches
+        // the plugins directory.
+        let outcome = self.upload_plugin(&plugin_name, bytes).await;
+        match &outcome {
+            ReloadOutcome::Refused(Refusal { reason, .. }) | ReloadOutcome::NotWritten(reason) => {
+                return Err(ShadowError::CannotRun(format!(
+                    "promoting refused; the serving version stays: {reason}"
+                )));
+            }
+            _ => {}
         }
         let _one_change_at_a_time = self.inner.changes.lock().await;
         if let Ok(rt) = self.runtime_of(route) {

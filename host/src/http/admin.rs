@@ -201,20 +201,7 @@ async fn upload_plugin(
              (e.g. curl --data-binary @NAME.wasm)",
         ));
     }
-    let noticed = std::time::Instant::now();
-    let path = state.control.plugins_dir().join(format!("{name}.wasm"));
-    let write =
-        tokio::task::spawn_blocking(move || crate::plugin_build::write_atomically(&path, &body))
-            .await
-            .expect("plugin write panicked");
-    if let Err(e) = write {
-        tracing::error!(plugin = %name, error = %e, "cannot store an uploaded plugin");
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot write the plugin into the plugins directory: {e}"),
-        ));
-    }
-    match state.control.reload_plugin(&name, noticed).await {
+    match state.control.upload_plugin(&name, body.to_vec()).await {
         ReloadOutcome::Swapped { version, routes } => Ok(Json(json!({
             "outcome": "swapped", "version": version, "routes": routes,
         }))),
@@ -224,10 +211,17 @@ async fn upload_plugin(
         ReloadOutcome::Refused(refusal) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
-                "plugin `{name}` refused; the serving version stays: {}",
+                "plugin `{name}` refused, nothing was written; the serving version stays: {}",
                 refusal.reason
             ),
         )),
+        ReloadOutcome::NotWritten(why) => {
+            tracing::error!(plugin = %name, "an accepted upload was not stored: {why}");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("plugin `{name}` not swapped in, the serving version stays: {why}"),
+            ))
+        }
     }
 }
 
