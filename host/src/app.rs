@@ -129,6 +129,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         plugins_dir: config.plugins_dir.clone(),
         buffers: buffers.clone(),
         api_settings: config.api_settings(),
+        // One per plugins directory: processes sharing a cache directory
+        // keep their copies apart.
+        serving_dir: opts.cache_dir.join("serving").join(
+            &crate::plugin::cache::content_hash(
+                std::fs::canonicalize(&config.plugins_dir)
+                    .unwrap_or_else(|_| config.plugins_dir.clone())
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            )[..16],
+        ),
     });
     // HTTP APIs publish to the sinks of HTTP-sourced routes: those topics
     // must exist before the first request, for the routes that read them

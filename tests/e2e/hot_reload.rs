@@ -308,6 +308,62 @@ async fn a_refused_upload_is_never_written_and_the_next_start_serves_what_served
     assert_eq!(again.terminate(Duration::from_secs(60)).code(), Some(0));
 }
 
+/// A version dropped into the plugins directory whose `init` refuses the
+/// route's configuration is refused while running, and the next start
+/// serves the last version that served (kept in the cache directory),
+/// reporting the file as refused, instead of failing every route.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_after_a_refused_drop_in_serves_the_last_version_that_served() {
+    let t = topics("refused-drop-in", 1).await;
+    let (plugins, _) = plugins_with_json_set(1);
+    let file = plugins.path().join("json-set.wasm");
+    let v1 = std::fs::read(&file).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let start = || {
+        let mut sy = Switchyard::start_custom(
+            plugins.path(),
+            &routes(&t),
+            &["--brokers", &bootstrap(), "--cache-dir", cache_dir],
+            &[],
+        );
+        sy.wait_healthy(Duration::from_secs(60));
+        sy
+    };
+    let mut sy = start();
+    let refusing = std::fs::read(plugins_dir().join("validate.wasm")).unwrap();
+    replace_atomically(&file, &refusing);
+    let status = wait_for_plugin(&sy, "the drop-in is refused", |s| {
+        s["refused"] != serde_json::Value::Null
+    });
+    assert_eq!(status["serving"], version(&v1).as_str(), "{status}");
+    assert_eq!(sy.terminate(Duration::from_secs(60)).code(), Some(0));
+
+    // The refused file is still there: the next start serves v1 and says
+    // why.
+    let mut again = start();
+    let status = wait_for_plugin(&again, "the start reports the refusal", |s| {
+        s["refused"] != serde_json::Value::Null
+    });
+    assert_eq!(status["serving"], version(&v1).as_str(), "{status}");
+    assert!(
+        status["refused"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused at start, the last version that served runs instead"),
+        "{status}"
+    );
+    assert_eq!(chain_of_next_output(&t, 0).await, version(&v1));
+    assert!(
+        again
+            .log_text()
+            .contains("serving the last version that served instead"),
+        "{}",
+        again.log_text()
+    );
+    assert_eq!(again.terminate(Duration::from_secs(60)).code(), Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_token_admin_changes_are_refused_and_only_loopback_is_served() {
     let t = topics("no-token", 1).await;

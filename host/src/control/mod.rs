@@ -46,6 +46,10 @@ pub struct Deps {
     pub buffers: Buffers,
     /// The HTTP APIs' settings this process started with.
     pub api_settings: crate::config::ApiSettings,
+    /// Where a copy of each plugin's serving version is kept (in the cache
+    /// directory), for a start to fall back on when the plugins directory
+    /// holds a version that is refused.
+    pub serving_dir: PathBuf,
 }
 
 /// The control plane. Cheap to clone.

@@ -125,6 +125,80 @@ impl ControlPlane {
         Ok(plugin)
     }
 
+    /// Keep a copy of the serving version of each of `plugins`, for
+    /// [`ControlPlane::fall_back`]. Blocking. A copy that cannot be written
+    /// is only logged: it is a safety net.
+    pub(super) fn keep_serving_copies(&self, plugins: &[LoadedPlugin]) {
+        let dir = &self.inner.deps.serving_dir;
+        for plugin in plugins {
+            let copy = dir.join(format!("{}.wasm", plugin.name));
+            let same = std::fs::read(&copy).is_ok_and(|b| content_hash(&b) == plugin.hash);
+            if same {
+                continue;
+            }
+            let kept = std::fs::read(&plugin.path)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| {
+                    anyhow::ensure!(
+                        content_hash(&bytes) == plugin.hash,
+                        "{} changed since it was loaded",
+                        plugin.path.display()
+                    );
+                    std::fs::create_dir_all(dir)?;
+                    crate::plugin_build::write_atomically(&copy, &bytes)
+                });
+            if let Err(e) = kept {
+                tracing::warn!(plugin = %plugin.name, "cannot keep a copy of the serving version: {e:#}");
+            }
+        }
+    }
+
+    /// At start, a route could not be built from the plugins directory:
+    /// make the last version of each of its plugins that served (kept by
+    /// [`ControlPlane::keep_serving_copies`]) the serving one, where it
+    /// differs from what was loaded, and record why the file was refused.
+    /// Whether any plugin fell back.
+    pub(super) fn fall_back(&self, plugin_names: &[String], why: &str) -> bool {
+        let mut fell_back = false;
+        for name in plugin_names {
+            let copy = self.inner.deps.serving_dir.join(format!("{name}.wasm"));
+            let Ok(bytes) = std::fs::read(&copy) else {
+                continue;
+            };
+            let hash = content_hash(&bytes);
+            let file_hash = std::fs::read(self.plugins_dir().join(format!("{name}.wasm")))
+                .map(|b| content_hash(&b))
+                .unwrap_or_else(|_| content_hash(&[]));
+            if file_hash == hash {
+                continue;
+            }
+            let plugin = match self.inner.deps.runtime.load_bytes(name, &copy, &bytes) {
+                Ok(plugin) => plugin,
+                Err(e) => {
+                    tracing::warn!(plugin = %name, "the kept copy of the last serving version does not load either: {e:#}");
+                    continue;
+                }
+            };
+            tracing::error!(
+                plugin = %plugin.version_tag(),
+                "the plugins directory holds a version of `{name}` that cannot start; serving \
+                 the last version that served instead (replace or remove the file): {why}"
+            );
+            let mut plugins = self.plugins();
+            let entry = plugins.entry(name.clone()).or_default();
+            entry.serving = Some(plugin);
+            entry.refused = Some(Refusal {
+                hash: file_hash,
+                reason: format!(
+                    "refused at start, the last version that served runs instead: {why}"
+                ),
+                at_ms: now_ms(),
+            });
+            fell_back = true;
+        }
+        fell_back
+    }
+
     /// Reload `NAME.wasm` from the plugins directory; `noticed` is when the
     /// change was first seen, for the reload latency.
     pub async fn reload_plugin(&self, name: &str, noticed: Instant) -> ReloadOutcome {
@@ -234,6 +308,11 @@ impl ControlPlane {
         for (route, chain) in swaps {
             route.swap_chain(chain);
         }
+        if !routes.is_empty() {
+            let this = self.clone();
+            let serving = plugin.clone();
+            tokio::task::spawn_blocking(move || this.keep_serving_copies(&[serving]));
+        }
         let elapsed = noticed.elapsed();
         tracing::info!(
             plugin = %version, routes = ?routes, elapsed = ?elapsed,
@@ -272,10 +351,7 @@ impl ControlPlane {
         let refusal = Refusal {
             hash,
             reason,
-            at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or_default(),
+            at_ms: now_ms(),
         };
         self.plugins().entry(name.to_owned()).or_default().refused = Some(refusal.clone());
         ReloadOutcome::Refused(refusal)
@@ -288,6 +364,13 @@ impl ControlPlane {
             .filter(|r| r.chain().uses(name))
             .collect()
     }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 /// What an operator sees of `entry`; `routes` are the live routes.

@@ -73,11 +73,35 @@ pub struct Applied {
 }
 
 impl ControlPlane {
-    /// Start `routes` at launch. A route that cannot be built fails the
-    /// launch, naming the route and step.
+    /// Start `routes` at launch. A route that cannot be built from the
+    /// plugins directory is built from the last versions of its plugins
+    /// that served, when they are kept; otherwise it fails the launch,
+    /// naming the route and step.
     pub async fn start(&self, routes: Vec<Route>) -> anyhow::Result<()> {
         let _one_change_at_a_time = self.inner.changes.lock().await;
-        let built = self.build_all(routes).await?;
+        let this = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            routes
+                .into_iter()
+                .map(|route| {
+                    let chain = match this.build_chain(&route) {
+                        Ok(chain) => chain,
+                        Err(e) => {
+                            let plugins: Vec<String> =
+                                route.chain.iter().map(|s| s.plugin.clone()).collect();
+                            if !this.fall_back(&plugins, &format!("{e:#}")) {
+                                return Err(e);
+                            }
+                            this.build_chain(&route)?
+                        }
+                    };
+                    this.keep_serving_copies(&chain.plugins());
+                    Ok((route, chain))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .await
+        .expect("building routes panicked")?;
         for rt in built {
             self.launch(rt);
         }

@@ -249,6 +249,11 @@ impl Chain {
     }
 
     /// Whether a step of this chain runs the plugin named `name`.
+    /// The plugin versions of the chain's steps, in order.
+    pub fn plugins(&self) -> Vec<LoadedPlugin> {
+        self.steps.iter().map(|s| s.pool.plugin().clone()).collect()
+    }
+
     pub fn uses(&self, name: &str) -> bool {
         self.steps.iter().any(|s| s.pool.plugin().name == name)
     }
