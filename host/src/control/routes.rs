@@ -60,6 +60,7 @@ impl From<EditError> for RouteChangeError {
             EditError::Invalid(message) | EditError::File(message) => {
                 RouteChangeError::Invalid(message)
             }
+            EditError::Unsupported(message) => RouteChangeError::Io(message),
         }
     }
 }
@@ -194,8 +195,9 @@ impl ControlPlane {
         result
     }
 
-    /// Edit the routes file with `change`, apply the result, and write it
-    /// only if it applied.
+    /// Edit the routes file with `change`: write the result, then apply it;
+    /// if it does not apply, put the file back as it was. Either both the
+    /// file and the running routes change, or neither does.
     async fn edit(
         &self,
         change: impl FnOnce(&str) -> Result<String, EditError>,
@@ -203,19 +205,42 @@ impl ControlPlane {
         let _one_change_at_a_time = self.inner.changes.lock().await;
         let text = self.read_routes_file().await?;
         let edited = change(&text)?;
-        let applied = self.apply_text(&edited).await?;
+        // Parsed before anything is written: an invalid route is refused
+        // without touching the file.
+        let path = self.config_path().to_owned();
+        Config::parse(&edited, &path).map_err(|e| RouteChangeError::Invalid(e.to_string()))?;
+        self.write_routes_file(edited.clone()).await.map_err(|e| {
+            RouteChangeError::Io(format!(
+                "the routes file was not written, nothing changed: {e:#}"
+            ))
+        })?;
+        match self.apply_text(&edited).await {
+            Ok(applied) => {
+                tracing::info!(
+                    ?applied,
+                    "admin change written to the routes file and applied"
+                );
+                Ok(applied)
+            }
+            Err(e) => {
+                if let Err(undo) = self.write_routes_file(text).await {
+                    tracing::error!(
+                        "an admin change did not apply, and the routes file could not be put \
+                         back as it was; it holds the refused change: {undo:#}"
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_routes_file(&self, text: String) -> anyhow::Result<()> {
         let path = self.config_path().to_owned();
         tokio::task::spawn_blocking(move || {
-            crate::plugin_build::write_atomically(&path, edited.as_bytes())
+            crate::plugin_build::write_atomically(&path, text.as_bytes())
         })
         .await
         .expect("routes file write panicked")
-        .map_err(|e| RouteChangeError::Io(format!("the routes file was not written: {e:#}")))?;
-        tracing::info!(
-            ?applied,
-            "admin change applied and written to the routes file"
-        );
-        Ok(applied)
     }
 
     async fn read_routes_file(&self) -> Result<String, RouteChangeError> {

@@ -20,6 +20,9 @@ pub enum EditError {
     /// The file itself cannot be edited this way.
     #[error("cannot edit the routes file: {0}")]
     File(String),
+    /// The file is fine, but this edit cannot be written into it.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// `text` with `route` (a route as JSON, as in the routes file) appended.
@@ -31,8 +34,14 @@ pub fn add_route(text: &str, route: &Value) -> Result<String, EditError> {
     if position(routes, &name).is_some() {
         return Err(EditError::Exists(name));
     }
-    routes.push(table);
-    Ok(doc.to_string())
+    let mut table = table;
+    // After everything else in the file: a table without a place is
+    // written right after the previous route's header, before that
+    // route's own `[[routes.chain]]` or `[routes.sink]` tables, which it
+    // would then take for its own.
+    table.set_position(Some(last_position(&doc) + 1));
+    routes_mut(&mut doc)?.push(table);
+    checked(doc)
 }
 
 /// `text` with route `name` replaced by `route`, in place.
@@ -47,8 +56,13 @@ pub fn replace_route(text: &str, name: &str, route: &Value) -> Result<String, Ed
     let mut doc = parse(text)?;
     let routes = routes_mut(&mut doc)?;
     let i = position(routes, name).ok_or_else(|| EditError::NotFound(name.to_owned()))?;
-    *routes.get_mut(i).expect("found above") = table;
-    Ok(doc.to_string())
+    let old = routes.get_mut(i).expect("found above");
+    // In the old route's place; its sub-tables go with it, and the new one
+    // has none.
+    let mut table = table;
+    table.set_position(old.position());
+    *old = table;
+    checked(doc)
 }
 
 /// `text` without route `name`.
@@ -57,7 +71,7 @@ pub fn remove_route(text: &str, name: &str) -> Result<String, EditError> {
     let routes = routes_mut(&mut doc)?;
     let i = position(routes, name).ok_or_else(|| EditError::NotFound(name.to_owned()))?;
     routes.remove(i);
-    Ok(doc.to_string())
+    checked(doc)
 }
 
 /// `text` with route `name`'s `paused` set (and removed when false, the
@@ -72,7 +86,73 @@ pub fn set_paused(text: &str, name: &str, paused: bool) -> Result<String, EditEr
     } else {
         table.remove("paused");
     }
-    Ok(doc.to_string())
+    checked(doc)
+}
+
+/// The edited file as text, once it reads back as TOML: an edit that
+/// would break the file is a fault here, reported as one, never blamed on
+/// the file.
+fn checked(doc: DocumentMut) -> Result<String, EditError> {
+    let text = doc.to_string();
+    match text.parse::<toml::Table>() {
+        Ok(_) => Ok(text),
+        Err(e) => {
+            tracing::error!("an admin edit of the routes file would not read back: {e}");
+            Err(EditError::Unsupported(format!(
+                "this edit cannot be written into this routes file without changing its meaning \
+                 ({}); nothing was changed: edit the file itself",
+                e.message()
+            )))
+        }
+    }
+}
+
+/// The largest position of any table in `doc` (0 if none has one).
+fn last_position(doc: &DocumentMut) -> isize {
+    fn walk(table: &Table, last: &mut isize) {
+        if let Some(p) = table.position() {
+            *last = (*last).max(p);
+        }
+        for (_, item) in table.iter() {
+            match item {
+                Item::Table(t) => walk(t, last),
+                Item::ArrayOfTables(a) => a.iter().for_each(|t| walk(t, last)),
+                _ => {}
+            }
+        }
+    }
+    let mut last = 0;
+    walk(doc.as_table(), &mut last);
+    last
+}
+
+/// Turn every table inside `table` into an inline one (arrays of tables
+/// into arrays of inline tables), chains one step per line: the route is
+/// then one `[[routes]]` table with nothing of it elsewhere in the file.
+fn inline_everything(table: &mut Table) {
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_owned()).collect();
+    for key in keys {
+        let item = table.get_mut(&key).expect("listed above");
+        match std::mem::take(item) {
+            Item::Table(mut t) => {
+                inline_everything(&mut t);
+                *item = Item::Value(toml_edit::Value::InlineTable(t.into_inline_table()));
+            }
+            Item::ArrayOfTables(tables) => {
+                let mut array = toml_edit::Array::new();
+                for mut t in tables.into_iter() {
+                    inline_everything(&mut t);
+                    let mut value = toml_edit::Value::InlineTable(t.into_inline_table());
+                    value.decor_mut().set_prefix("\n  ");
+                    array.push_formatted(value);
+                }
+                array.set_trailing("\n");
+                array.set_trailing_comma(true);
+                *item = Item::Value(toml_edit::Value::Array(array));
+            }
+            other => *item = other,
+        }
+    }
 }
 
 /// Environment variables no route sent to the admin API may reference,
@@ -226,6 +306,11 @@ fn route_table(route: &Value) -> Result<(String, Table), EditError> {
             table
         })
         .ok_or_else(|| EditError::Invalid("invalid route: not a table".into()))?;
+    let mut table = table;
+    inline_everything(&mut table);
+    table.fmt();
+    table.set_implicit(false);
+    table.decor_mut().set_prefix("\n");
     Ok((config.name, table))
 }
 
@@ -404,6 +489,112 @@ sink = { http = { url = { "$env" = "CRM_URL" }, headers = { X = { "$file" = "/ru
             .unwrap_err()
             .to_string();
             assert!(err.contains(expect), "{header}: {err}");
+        }
+    }
+
+    /// The routes of `text` as JSON, by name, as the admin API sends them.
+    fn routes_of(text: &str) -> Vec<(String, Value)> {
+        let file: toml::Table = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let routes = serde_json::to_value(&file["routes"]).unwrap();
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap().to_owned(), r.clone()))
+            .collect()
+    }
+
+    /// A three-route file in the README's inline style, with dotted keys
+    /// inside `[[routes.chain]]` tables as the shipped file has them.
+    const MIXED: &str = r#"plugins_dir = "plugins"
+
+[[routes]]
+name = "orders"
+source = { topics = ["orders.raw"], group = "orders-router" }
+chain = [
+  { plugin = "json-set", config = { set = { routed_by = "switchyard" } } },
+  { plugin = "uppercase", config = { fields = ["name"] } },
+]
+sink = { topic = "orders.clean" }
+
+[[routes]]
+name = "audit"
+source = { topics = ["orders.raw"] }
+sink = { topic = "orders.audit" }
+
+[[routes.chain]]
+plugin = "validate"
+config.schema = { type = "object" }
+config.unknown_fields = "drop"
+
+[[routes.chain]]
+plugin = "json-set"
+config.set = { audited = true }
+
+[[routes]]
+name = "last"
+source = { topics = ["x"] }
+sink = { topic = "y" }
+
+[routes.dead_letter]
+topic = "y.dlq"
+"#;
+
+    #[test]
+    fn every_edit_of_the_shipped_files_and_every_documented_style_reads_back() {
+        let shipped = include_str!("../../../switchyard.toml");
+        let kubernetes = include_str!("../../../deploy/kubernetes/switchyard.toml");
+        for (what, file) in [
+            ("switchyard.toml", shipped),
+            ("kubernetes", kubernetes),
+            ("mixed", MIXED),
+        ] {
+            let before = routes_of(file);
+            let check = |edited: &str, expect: Vec<(String, Value)>| {
+                let after = routes_of(edited);
+                assert_eq!(
+                    after, expect,
+                    "{what}: the routes changed otherwise:\n{edited}"
+                );
+                crate::config::Config::parse(edited, std::path::Path::new("r.toml"))
+                    .unwrap_or_else(|e| panic!("{what}: {e}\n{edited}"));
+            };
+            // Add a route like each one there.
+            for (name, route) in &before {
+                let mut copy = route.clone();
+                copy["name"] = json!(format!("{name}-copy"));
+                let edited = match add_route(file, &copy) {
+                    Ok(edited) => edited,
+                    // A new route may not reuse another's secrets: refused
+                    // for that reason alone.
+                    Err(e) if e.to_string().contains("secret references not allowed") => continue,
+                    Err(e) => panic!("{what}: adding a copy of {name}: {e}"),
+                };
+                let mut expect = before.clone();
+                expect.push((format!("{name}-copy"), copy));
+                check(&edited, expect);
+            }
+            // Replace each by a changed version of itself; remove and pause
+            // each.
+            for (i, (name, route)) in before.iter().enumerate() {
+                let mut changed = route.clone();
+                changed["source"]["topics"] = json!(["elsewhere"]);
+                let edited = replace_route(file, name, &changed)
+                    .unwrap_or_else(|e| panic!("{what}: replacing {name}: {e}"));
+                let mut expect = before.clone();
+                expect[i].1 = changed;
+                check(&edited, expect);
+
+                let edited = remove_route(file, name).unwrap();
+                let mut expect = before.clone();
+                expect.remove(i);
+                check(&edited, expect);
+
+                let edited = set_paused(file, name, true).unwrap();
+                let mut expect = before.clone();
+                expect[i].1["paused"] = json!(true);
+                check(&edited, expect);
+            }
         }
     }
 
