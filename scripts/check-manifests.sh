@@ -30,12 +30,14 @@ say() { echo "check-manifests: $*" >&2; }
 k8s=deploy/kubernetes
 routes_copy=$k8s/switchyard.toml
 
-# The routes file for a pod: switchyard.toml with three settings changed.
+# The routes file for a pod: switchyard.toml with four settings changed.
 #   plugins_dir: a relative one is resolved against the routes file's
 #     folder, /etc/switchyard in a pod (a read-only ConfigMap); the plugins
 #     are in the image, at /srv/switchyard/target/plugins (Dockerfile).
 #   [http] public: loopback is unreachable from outside the pod; all
 #     interfaces, so that the Service's `public` port reaches it.
+#   [kafka] topic_partitions: 12, so that the topics switchyard creates
+#     can be shared by up to 12 replicas.
 #   [events_api] read_tokens: added. Beyond loopback, switchyard refuses
 #     to serve GET /events to anyone; reads need the token in
 #     SWITCHYARD_EVENTS_READ_TOKEN (the Secret).
@@ -47,15 +49,20 @@ render_routes() {
             print "# GENERATED from the repository'"'"'s switchyard.toml by"
             print "# `scripts/check-manifests.sh --sync-routes`; edit that file, then run it."
             print "# Changed for a container (a pod, docker compose): plugins_dir (the"
-            print "# plugins in the image), [http] public (all interfaces, for port 5000)"
-            print "# and [events_api] read_tokens (GET /events needs a bearer token)."
+            print "# plugins in the image), [http] public (all interfaces, for port 5000),"
+            print "# [kafka] topic_partitions (12) and [events_api] read_tokens (GET"
+            print "# /events needs a bearer token)."
             print ""
         }
         $0 == "plugins_dir = \"target/plugins\"" {
             print "plugins_dir = \"/srv/switchyard/target/plugins\""; plugins++; next
         }
         $0 == "public = \"127.0.0.1:5000\"" {
-            print "public = \"0.0.0.0:5000\""; public++; next
+            print "public = \"0.0.0.0:5000\""
+            print ""
+            print "[kafka]"
+            print "topic_partitions = 12  # topics switchyard creates: 12 divides among 1, 2, 3, 4, 6 or 12 replicas"
+            public++; next
         }
         $0 == "recent_buffer = \"recent-events\"    # GET /events reads this buffer" {
             print

@@ -58,6 +58,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    // The ports first: an instance that cannot serve must exit before it
+    // joins a consumer group and takes partitions from the others.
+    let listener = crate::http::serve::bind(opts.http, "--http").await?;
+    let public_listener = match config.http.public {
+        Some(addr) => Some((addr, crate::http::serve::bind(addr, "`http.public`").await?)),
+        None => None,
+    };
 
     // Kafka: a real cluster when one is named, else the development broker.
     let brokers = opts
@@ -129,6 +136,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         plugins_dir: config.plugins_dir.clone(),
         buffers: buffers.clone(),
         api_settings: config.api_settings(),
+        kafka_config: config.kafka.clone(),
         // One per plugins directory: processes sharing a cache directory
         // keep their copies apart.
         serving_dir: opts.cache_dir.join("serving").join(
@@ -148,6 +156,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             topic_admin
                 .ensure(&TopicSpec {
                     name: topic,
+                    partitions: config.kafka.topic_partitions,
                     ..TopicSpec::default()
                 })
                 .await?;
@@ -162,7 +171,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let listener = crate::http::serve::bind(opts.http, "--http").await?;
     tracing::info!(addr = %opts.http, "HTTP API listening (GET /healthz, /metrics, /admin)");
     watch::plugins(control.clone(), shutdown.clone()).with_context(|| {
         format!(
@@ -200,9 +208,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     let app = crate::http::app(app_state.clone());
     let limits = crate::http::serve::Limits::of(&config.http);
-    let public = match config.http.public {
-        Some(addr) => {
-            let listener = crate::http::serve::bind(addr, "`http.public`").await?;
+    let public = match public_listener {
+        Some((addr, listener)) => {
             tracing::info!(%addr, "public HTTP API listening (event APIs, /openapi.json, /swagger)");
             let public_app = crate::http::public_app(app_state.clone());
             Some(tokio::spawn(crate::http::serve::serve(

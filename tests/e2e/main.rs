@@ -18,6 +18,7 @@ mod image;
 mod ingest_api;
 mod master_keys;
 mod mobility;
+mod operations;
 mod personal_data;
 mod platform;
 mod plugin_kit;

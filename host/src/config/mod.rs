@@ -402,7 +402,7 @@ impl std::fmt::Debug for BasicCredential {
 }
 
 /// Kafka client settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, e.g. `"broker-1:9092,broker-2:9092"`. The
@@ -424,6 +424,11 @@ pub struct KafkaConfig {
     /// `{ "linger.ms" = "10" }`.
     #[serde(default)]
     pub producer: BTreeMap<String, toml::Value>,
+    /// Partitions of the topics switchyard creates for routes fed over HTTP
+    /// (the events API's and the ingest API's topics), when they do not
+    /// exist yet. Default: the broker's `num.partitions`. Partitions are
+    /// the unit of parallelism: see docs/runbooks.md.
+    pub topic_partitions: Option<i32>,
 }
 
 /// [`KafkaConfig`]'s properties as librdkafka takes them: secrets read.
@@ -1293,6 +1298,13 @@ impl Config {
             }
             if api.tokens.is_empty() {
                 return Err("`ingest_api.tokens` is empty: give at least one token".into());
+            }
+        }
+        if let Some(n) = self.kafka.topic_partitions {
+            if n < 1 {
+                return Err(format!(
+                    "`kafka.topic_partitions` must be at least 1 (got {n})"
+                ));
             }
         }
         if let Some(subjects) = &self.subjects {

@@ -46,6 +46,8 @@ pub struct Deps {
     pub buffers: Buffers,
     /// The HTTP APIs' settings this process started with.
     pub api_settings: crate::config::ApiSettings,
+    /// The `[kafka]` settings this process started with.
+    pub kafka_config: crate::config::KafkaConfig,
     /// Where a copy of each plugin's serving version is kept (in the cache
     /// directory), for a start to fall back on when the plugins directory
     /// holds a version that is refused.

@@ -263,6 +263,12 @@ impl ControlPlane {
                 "`plugins_dir` changed in the routes file; it takes effect at the next restart"
             );
         }
+        if config.kafka != self.inner.deps.kafka_config {
+            tracing::warn!(
+                "`[kafka]` changed in the routes file; the Kafka clients keep the settings they \
+                 started with until the next restart (the routes' changes apply now)"
+            );
+        }
         if config.api_settings() != self.inner.deps.api_settings {
             tracing::warn!(
                 "`[http]`, `[events_api]` or `[streams_api]` changed in the routes file; the \
