@@ -5,6 +5,7 @@ mod admin_routes;
 mod api_contract;
 mod api_docs;
 mod bad_input;
+mod candidate_upload;
 mod delivery;
 mod deployment;
 mod events_api;

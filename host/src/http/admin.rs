@@ -13,7 +13,7 @@
 //! | `POST /admin/routes/NAME/pause`, `/resume` | stop or restart consuming |
 //! | `GET /admin/plugins`, `GET /admin/plugins/NAME` | plugin versions, users, refusals |
 //! | `PUT /admin/plugins/NAME` | upload a component (64 MiB at most) and swap it in |
-//! | `PUT /admin/candidates/NAME` | upload a candidate component (not served; 64 MiB at most) |
+//! | `PUT /admin/candidates/NAME` | upload a candidate component (checked, not served; 64 MiB at most) |
 //! | `POST /admin/routes/NAME/shadow` | attach a candidate to a step: `{"candidate": "...", "step": 1}` |
 //! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences (token) |
 //! | `POST /admin/routes/NAME/shadow/promote` | the candidate becomes the plugin's serving version |
@@ -231,8 +231,9 @@ async fn upload_plugin(
     }
 }
 
-/// `PUT /admin/candidates/NAME`: store a component for shadowing. It is
-/// loaded and checked when attached.
+/// `PUT /admin/candidates/NAME`: store a component for shadowing, once it
+/// is checked (see `ControlPlane::check_candidate`): 422 with the reason
+/// otherwise, and nothing is written.
 async fn upload_candidate(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -244,6 +245,12 @@ async fn upload_candidate(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "the request body is empty: send the component's bytes",
+        ));
+    }
+    if let Err(reason) = state.control.check_candidate(&name, body.to_vec()).await {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("candidate `{name}` refused: {reason}"),
         ));
     }
     let dir = state.control.candidates_dir();
