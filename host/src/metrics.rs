@@ -11,6 +11,7 @@
 //! | `switchyard_records_rejected_total` | route | source records a plugin rejected |
 //! | `switchyard_records_dead_lettered_total` | route | source records written to the dead-letter topic |
 //! | `switchyard_retries_total` | route | retries of retryable failures |
+//! | `switchyard_records_skipped_total` | route | source records an operator skipped after a halt |
 //! | `switchyard_plugin_call_seconds` | route, plugin | duration of one `process` call (one batch) |
 //! | `switchyard_consumer_lag` | route, topic, partition | records between the route's position and the end of the partition |
 //! | `switchyard_http_sink_requests_total` | route, status | requests of HTTP sinks, by answer status (`error`: no answer) |
@@ -60,6 +61,7 @@ pub struct Metrics {
     pub rejected: Family<RouteLabels, Counter>,
     pub dead_lettered: Family<RouteLabels, Counter>,
     pub retries: Family<RouteLabels, Counter>,
+    pub skipped: Family<RouteLabels, Counter>,
     pub plugin_call_seconds: HistogramFamily,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub http_sink_requests: Family<HttpSinkLabels, Counter>,
@@ -88,6 +90,10 @@ impl Metrics {
             "Source records written to the dead-letter topic",
         );
         let retries = counter("retries", "Retries of retryable plugin failures");
+        let skipped = counter(
+            "records_skipped",
+            "Source records an operator skipped after a halt",
+        );
         let plugin_call_seconds = HistogramFamily::new_with_constructor(call_buckets);
         registry.register(
             "plugin_call_seconds",
@@ -114,6 +120,7 @@ impl Metrics {
             rejected,
             dead_lettered,
             retries,
+            skipped,
             plugin_call_seconds,
             consumer_lag,
             http_sink_requests,
