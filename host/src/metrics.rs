@@ -5,7 +5,8 @@
 //!
 //! | metric | labels | what |
 //! |---|---|---|
-//! | `switchyard_records_in_total` | route | source records taken from the consumer |
+//! | `switchyard_records_in_total` | route | source records taken from the consumer (each once per process) |
+//! | `switchyard_records_replayed_total` | route | source records read again (after a halted route started again, or a partition came back) |
 //! | `switchyard_records_out_total` | route | output records acknowledged by the broker |
 //! | `switchyard_records_dropped_total` | route | source records that produced no output |
 //! | `switchyard_records_rejected_total` | route | source records a plugin rejected |
@@ -56,6 +57,7 @@ type HistogramFamily = Family<PluginLabels, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     pub records_in: Family<RouteLabels, Counter>,
+    pub replayed: Family<RouteLabels, Counter>,
     pub records_out: Family<RouteLabels, Counter>,
     pub dropped: Family<RouteLabels, Counter>,
     pub rejected: Family<RouteLabels, Counter>,
@@ -82,6 +84,10 @@ impl Metrics {
             family
         };
         let records_in = counter("records_in", "Source records taken from the consumer");
+        let replayed = counter(
+            "records_replayed",
+            "Source records read again: a halted route started again, or a partition came back",
+        );
         let records_out = counter("records_out", "Output records acknowledged by the broker");
         let dropped = counter("records_dropped", "Source records that produced no output");
         let rejected = counter("records_rejected", "Source records a plugin rejected");
@@ -115,6 +121,7 @@ impl Metrics {
         Metrics {
             registry,
             records_in,
+            replayed,
             records_out,
             dropped,
             rejected,

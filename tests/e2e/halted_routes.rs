@@ -171,6 +171,9 @@ async fn both_replicas_halt_on_a_bad_record_and_resume_after_a_fix_moves_both_on
         &[&a],
         || halts(&a) > before && route_of(&a, "orders")["state"] == "halted",
     );
+    // The record read again is counted as such, not as a new one.
+    let again = route_of(&a, "orders");
+    assert!(again["records_replayed"].as_u64().unwrap() >= 1, "{again}");
 
     // The fix: a version of `chaos` that emits every record.
     let fixed = std::fs::read(plugins.path().join("noop.wasm")).unwrap();

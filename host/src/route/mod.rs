@@ -67,6 +67,9 @@ pub struct RouteRuntime {
     pub entry: Arc<RouteEntry>,
     /// Counts operators' requests to start a halted route again.
     restarts: watch::Sender<u64>,
+    /// The highest offset read of each partition, to tell records read
+    /// again from new ones.
+    read_up_to: std::sync::Mutex<HashMap<(Arc<str>, i32), i64>>,
 }
 
 impl RouteRuntime {
@@ -76,7 +79,23 @@ impl RouteRuntime {
             chain: ArcSwap::from_pointee(chain),
             entry,
             restarts: watch::Sender::new(0),
+            read_up_to: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Count a batch of `topic`/`partition` (in offset order) as read:
+    /// records past the highest offset read before in `records_in`, the
+    /// others in `replayed`.
+    pub(crate) fn count_read(&self, topic: &Arc<str>, partition: i32, batch: &[Event]) {
+        let Some(last) = batch.last() else { return };
+        let mut read = self.read_up_to.lock().expect("read lock");
+        let up_to = read.entry((topic.clone(), partition)).or_insert(-1);
+        let again = batch.iter().take_while(|e| e.offset <= *up_to).count();
+        *up_to = (*up_to).max(last.offset);
+        drop(read);
+        let counters = &self.entry.counters;
+        counters.replayed.inc_by(again as u64);
+        counters.records_in.inc_by((batch.len() - again) as u64);
     }
 
     /// Start the route again if it is halted (it re-reads from its group's

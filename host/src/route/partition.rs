@@ -88,7 +88,7 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            self.rt.entry.counters.records_in.inc_by(batch.len() as u64);
+            self.rt.count_read(&self.topic, self.partition, &batch);
             #[cfg(debug_assertions)]
             injected_fault(&batch);
             let (batch, results) = self.run_chain(batch).await;

@@ -72,8 +72,13 @@ pub enum RouteState {
 /// the route's Prometheus counters (see [`crate::metrics`]).
 #[derive(Debug)]
 pub struct RouteCounters {
-    /// Source records taken from the consumer.
+    /// Source records taken from the consumer, each once: a record read
+    /// again counts in `replayed`.
     pub records_in: Counter,
+    /// Source records read again by this process: after a halted route
+    /// started again, or a partition that came back after a rebalance.
+    /// (A record another replica had read is not known here.)
+    pub replayed: Counter,
     /// Output records acknowledged by the broker (sink and named outputs).
     pub records_out: Counter,
     /// Source records that produced no output.
@@ -96,6 +101,7 @@ impl RouteCounters {
         };
         RouteCounters {
             records_in: m.records_in.get_or_create(&labels).clone(),
+            replayed: m.replayed.get_or_create(&labels).clone(),
             records_out: m.records_out.get_or_create(&labels).clone(),
             dropped: m.dropped.get_or_create(&labels).clone(),
             rejected: m.rejected.get_or_create(&labels).clone(),
@@ -196,6 +202,7 @@ pub struct RouteReport {
     pub state: RouteState,
     pub chain: String,
     pub records_in: u64,
+    pub records_replayed: u64,
     pub records_out: u64,
     pub dropped: u64,
     pub rejected: u64,
@@ -259,6 +266,7 @@ impl StatusBoard {
                 state: r.state(),
                 chain: r.chain(),
                 records_in: load(&r.counters.records_in),
+                records_replayed: load(&r.counters.replayed),
                 records_out: load(&r.counters.records_out),
                 dropped: load(&r.counters.dropped),
                 rejected: load(&r.counters.rejected),
