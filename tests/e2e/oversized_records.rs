@@ -91,10 +91,14 @@ dead_letter = {{ topic = "{dlq}" }}
     )
     .await;
 
-    // The route moves on: the small records reach the sink, the big ones
-    // the dead-letter topic, and the group's offset passes all five.
+    // The route moves on: the small records reach the sink, once each, the
+    // big ones the dead-letter topic, and the group's offset passes all
+    // five. (Small records that shared a batch with `mid`, which the
+    // broker refuses whole, are produced again after it; a later batch may
+    // land first, so their order at the sink is not asserted.)
     let out = read_topic(&sink, 3, Duration::from_secs(60));
-    let values: Vec<_> = out.iter().filter_map(|r| r.value.clone()).collect();
+    let mut values: Vec<_> = out.iter().filter_map(|r| r.value.clone()).collect();
+    values.sort();
     assert_eq!(
         values,
         ["small-1", "small-2", "small-3"],
