@@ -13,6 +13,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use switchyard_tests::*;
 
+const TOKEN: &str = "faults-admin-token-0123456789";
+
 fn route_state(sy: &Switchyard, name: &str) -> serde_json::Value {
     get_json(&format!("http://{}/admin/routes/{name}", sy.http))
         .map(|(_, body)| body)
@@ -119,7 +121,10 @@ sink = {{ topic = "{sink}" }}
         &plugins_dir(),
         &routes,
         &["--brokers", &bootstrap()],
-        &[("SWITCHYARD_FAULT_WORKER_PANIC", trigger)],
+        &[
+            ("SWITCHYARD_FAULT_WORKER_PANIC", trigger),
+            ("SWITCHYARD_ADMIN_TOKEN", TOKEN),
+        ],
     );
     sy.wait_healthy(Duration::from_secs(60));
     let records: Vec<(String, String)> = ["one", trigger, "three"]
@@ -149,6 +154,44 @@ sink = {{ topic = "{sink}" }}
         "{reason}"
     );
     assert!(sy.is_running(), "the process stays up");
+
+    // Halted, but not before a record: there is nothing to skip. Resuming
+    // starts it again; the fault, still armed, halts it again.
+    let admin = |path: &str, body: Vec<u8>| {
+        http_request(
+            "POST",
+            &format!("http://{}/admin/routes/fragile/{path}", sy.http),
+            Some(TOKEN),
+            body,
+        )
+    };
+    let place = serde_json::json!({"topic": source, "partition": 0, "offset": 1});
+    let (code, reply) = admin("skip", serde_json::to_vec(&place).unwrap());
+    assert_eq!(code, 409, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("is halted, but not before a record"),
+        "{reply}"
+    );
+    let deaths = |sy: &Switchyard| {
+        sy.log_text()
+            .matches("a partition worker stopped unexpectedly")
+            .count()
+    };
+    let before = deaths(&sy);
+    let (code, reply) = admin("resume", Vec::new());
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(
+        reply["applied"]["restarted"],
+        serde_json::json!(["fragile"])
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(deaths(&sy) > before && route_state(&sy, "fragile")["state"] == "halted") {
+        assert!(Instant::now() < deadline, "{}", sy.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(sy.terminate(Duration::from_secs(30)).code(), Some(0));
 
     // Started again without the fault: every record arrives.

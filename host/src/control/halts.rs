@@ -19,10 +19,11 @@ use crate::route::status::{RecordPlace, RouteState};
 pub enum SkipError {
     #[error("no route named `{0}`")]
     NoRoute(String),
-    /// The route is not halted before a record, or before another one.
+    /// The route is not halted before a record, or before another one, or
+    /// the group's offset cannot be moved (a replica still consumes).
     #[error("{0}")]
     Conflict(String),
-    /// Kafka did not take the dead-letter copy or the commit.
+    /// Kafka could not be read, or did not take the dead-letter copy.
     #[error("{0}")]
     Kafka(String),
 }
@@ -163,7 +164,7 @@ impl ControlPlane {
             .await
             .expect("committing panicked")
             .map_err(|e| {
-                SkipError::Kafka(format!(
+                SkipError::Conflict(format!(
                     "the offset of group `{group}` was not moved past {place} (a replica may \
                      still be consuming the partition; every replica must be halted on it): {e}"
                 ))
