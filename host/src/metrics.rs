@@ -5,12 +5,14 @@
 //!
 //! | metric | labels | what |
 //! |---|---|---|
-//! | `switchyard_records_in_total` | route | source records taken from the consumer |
+//! | `switchyard_records_in_total` | route | source records taken from the consumer (each once per process) |
+//! | `switchyard_records_replayed_total` | route | source records read again (after a halted route started again, or a partition came back) |
 //! | `switchyard_records_out_total` | route | output records acknowledged by the broker |
 //! | `switchyard_records_dropped_total` | route | source records that produced no output |
 //! | `switchyard_records_rejected_total` | route | source records a plugin rejected |
 //! | `switchyard_records_dead_lettered_total` | route | source records written to the dead-letter topic |
 //! | `switchyard_retries_total` | route | retries of retryable failures |
+//! | `switchyard_records_skipped_total` | route | source records an operator skipped after a halt |
 //! | `switchyard_plugin_call_seconds` | route, plugin | duration of one `process` call (one batch) |
 //! | `switchyard_consumer_lag` | route, topic, partition | records between the route's position and the end of the partition |
 //! | `switchyard_http_sink_requests_total` | route, status | requests of HTTP sinks, by answer status (`error`: no answer) |
@@ -55,11 +57,13 @@ type HistogramFamily = Family<PluginLabels, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     pub records_in: Family<RouteLabels, Counter>,
+    pub replayed: Family<RouteLabels, Counter>,
     pub records_out: Family<RouteLabels, Counter>,
     pub dropped: Family<RouteLabels, Counter>,
     pub rejected: Family<RouteLabels, Counter>,
     pub dead_lettered: Family<RouteLabels, Counter>,
     pub retries: Family<RouteLabels, Counter>,
+    pub skipped: Family<RouteLabels, Counter>,
     pub plugin_call_seconds: HistogramFamily,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub http_sink_requests: Family<HttpSinkLabels, Counter>,
@@ -80,6 +84,10 @@ impl Metrics {
             family
         };
         let records_in = counter("records_in", "Source records taken from the consumer");
+        let replayed = counter(
+            "records_replayed",
+            "Source records read again: a halted route started again, or a partition came back",
+        );
         let records_out = counter("records_out", "Output records acknowledged by the broker");
         let dropped = counter("records_dropped", "Source records that produced no output");
         let rejected = counter("records_rejected", "Source records a plugin rejected");
@@ -88,6 +96,10 @@ impl Metrics {
             "Source records written to the dead-letter topic",
         );
         let retries = counter("retries", "Retries of retryable plugin failures");
+        let skipped = counter(
+            "records_skipped",
+            "Source records an operator skipped after a halt",
+        );
         let plugin_call_seconds = HistogramFamily::new_with_constructor(call_buckets);
         registry.register(
             "plugin_call_seconds",
@@ -109,11 +121,13 @@ impl Metrics {
         Metrics {
             registry,
             records_in,
+            replayed,
             records_out,
             dropped,
             rejected,
             dead_lettered,
             retries,
+            skipped,
             plugin_call_seconds,
             consumer_lag,
             http_sink_requests,

@@ -64,8 +64,15 @@ sink = {{ topic = "{sink}" }}
         candidate_bytes.clone(),
     );
     assert_eq!(code, 201, "{body}");
+    // Refused at upload (see candidate_upload.rs); a file put into the
+    // candidates directory by other means is refused when attached.
     let (code, _) = call("PUT", "/admin/candidates/junk", b"not a component".to_vec());
-    assert_eq!(code, 201);
+    assert_eq!(code, 422);
+    std::fs::write(
+        plugins.path().join("candidates/junk.wasm"),
+        b"not a component",
+    )
+    .unwrap();
 
     // Every bad request, named; none attaches anything.
     let (code, _) = http_request(

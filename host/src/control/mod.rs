@@ -10,6 +10,7 @@
 //! - [`watch`]: file-system events in the plugins directory and on the
 //!   routes file, turned into reloads once a file is quiet.
 
+pub mod halts;
 pub mod plugins;
 pub mod routes;
 pub mod routes_file;
@@ -27,6 +28,7 @@ use crate::plugin::PluginRuntime;
 use crate::route::buffer::Buffers;
 use crate::route::status::StatusBoard;
 use crate::route::Producer;
+pub use halts::{SkipError, Skipped};
 pub use plugins::{PluginStatus, Refusal, ReloadOutcome};
 pub use routes::RouteChangeError;
 pub use shadow::ShadowError;

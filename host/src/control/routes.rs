@@ -163,9 +163,23 @@ impl ControlPlane {
             .await
     }
 
+    /// Pause or resume route `name`. Resuming a route halted by its error
+    /// policy or a fault starts it again, from its group's committed
+    /// offsets, with the current chain: the record it halted on is read
+    /// again (after a fix, it goes through).
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Applied, RouteChangeError> {
-        self.edit(|text| routes_file::set_paused(text, name, paused))
-            .await
+        let mut applied = self
+            .edit(|text| routes_file::set_paused(text, name, paused))
+            .await?;
+        if !paused && !applied.restarted.iter().any(|r| r == name) {
+            if let Some(rt) = self.route(name) {
+                if rt.restart_if_halted() {
+                    tracing::info!(route = name, "halted route resumed by an operator");
+                    applied.restarted.push(name.to_owned());
+                }
+            }
+        }
+        Ok(applied)
     }
 
     /// Bring the running routes in line with the routes file on disk (after

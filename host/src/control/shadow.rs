@@ -42,6 +42,45 @@ impl ControlPlane {
         self.plugins_dir().join("candidates")
     }
 
+    /// Check an uploaded candidate before it is stored: it must compile
+    /// and link as a plugin of this host, and every step of a route
+    /// running the plugin of the same name must be able to instantiate it
+    /// and `init` it with that step's configuration. `Err` says why not.
+    pub async fn check_candidate(&self, name: &str, bytes: Vec<u8>) -> Result<(), String> {
+        let runtime = self.inner.deps.runtime.clone();
+        let path = self.candidates_dir().join(format!("{name}.wasm"));
+        let routes = self.live_runtimes();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            for rt in routes {
+                let chain = rt.chain();
+                for index in 0..chain.step_count() {
+                    let pool = chain.step_pool(index).expect("index in range");
+                    if pool.plugin().name != name {
+                        continue;
+                    }
+                    let plugin = runtime
+                        .load_bytes(&name, &path, &bytes)
+                        .map_err(|e| format!("{e:#}"))?;
+                    pool.shadow_of(plugin).map_err(|e| {
+                        format!(
+                            "route `{}`, chain step {}: it cannot run with the step's \
+                             configuration: {e}",
+                            rt.route.name,
+                            index + 1
+                        )
+                    })?;
+                }
+            }
+            runtime
+                .load_bytes(&name, &path, &bytes)
+                .map(drop)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .await
+        .expect("checking a candidate panicked")
+    }
+
     /// Attach `candidate` (a file in the candidates directory, without
     /// `.wasm`) to step `step` (from 1; may be left out for a one-step
     /// chain) of route `route`, replacing any shadow it has.

@@ -10,10 +10,11 @@
 //! | `POST /admin/routes` | create a route (JSON, as in the routes file) |
 //! | `PUT /admin/routes/NAME` | replace a route |
 //! | `DELETE /admin/routes/NAME` | delete a route |
-//! | `POST /admin/routes/NAME/pause`, `/resume` | stop or restart consuming |
+//! | `POST /admin/routes/NAME/pause`, `/resume` | stop or restart consuming; `resume` starts a halted route again |
+//! | `POST /admin/routes/NAME/skip` | skip the record a route halted on: `{"topic": "...", "partition": N, "offset": N}` |
 //! | `GET /admin/plugins`, `GET /admin/plugins/NAME` | plugin versions, users, refusals |
 //! | `PUT /admin/plugins/NAME` | upload a component (64 MiB at most) and swap it in |
-//! | `PUT /admin/candidates/NAME` | upload a candidate component (not served; 64 MiB at most) |
+//! | `PUT /admin/candidates/NAME` | upload a candidate component (checked, not served; 64 MiB at most) |
 //! | `POST /admin/routes/NAME/shadow` | attach a candidate to a step: `{"candidate": "...", "step": 1}` |
 //! | `GET /admin/routes/NAME/shadow` | agreement so far, with sample differences (token) |
 //! | `POST /admin/routes/NAME/shadow/promote` | the candidate becomes the plugin's serving version |
@@ -31,8 +32,12 @@ use serde_json::{json, Value};
 
 use super::auth::{self, Reader};
 use super::{ApiError, AppState};
-use crate::control::{ReloadOutcome, RouteChangeError, ShadowError};
-use crate::route::status::RouteReport;
+use crate::control::{ReloadOutcome, RouteChangeError, ShadowError, SkipError};
+use crate::route::status::{RecordPlace, RouteReport};
+
+/// Who a change made with the admin token is recorded as (the token is
+/// one shared credential).
+const ADMIN: &str = "admin-token";
 
 /// Largest plugin upload: a Python component is ~18 MiB.
 const MAX_PLUGIN_BYTES: usize = 64 << 20;
@@ -66,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/routes/{name}/resume",
             post(|state, name| set_paused(state, name, false)),
         )
+        .route("/admin/routes/{name}/skip", post(skip_record))
         .layer(middleware::from_fn_with_state(
             state.admin_token.clone(),
             auth::require_token,
@@ -166,6 +172,36 @@ async fn set_paused(
     Ok(Json(json!({ "applied": applied })))
 }
 
+/// `POST .../skip` with the place of the record the route halted on.
+async fn skip_record(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let place: RecordPlace = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be {{\"topic\": \"...\", \"partition\": N, \"offset\": N}}, \
+                 the record the halt reported: {e}"
+            ),
+        )
+    })?;
+    let skipped = state
+        .control
+        .skip_record(&name, place, ADMIN)
+        .await
+        .map_err(|e| {
+            let status = match &e {
+                SkipError::NoRoute(_) => StatusCode::NOT_FOUND,
+                SkipError::Conflict(_) => StatusCode::CONFLICT,
+                SkipError::Kafka(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            ApiError::new(status, e.to_string())
+        })?;
+    Ok(Json(json!(skipped)))
+}
+
 async fn list_plugins(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "plugins": state.control.plugin_statuses() }))
 }
@@ -225,8 +261,9 @@ async fn upload_plugin(
     }
 }
 
-/// `PUT /admin/candidates/NAME`: store a component for shadowing. It is
-/// loaded and checked when attached.
+/// `PUT /admin/candidates/NAME`: store a component for shadowing, once it
+/// is checked (see `ControlPlane::check_candidate`): 422 with the reason
+/// otherwise, and nothing is written.
 async fn upload_candidate(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -238,6 +275,12 @@ async fn upload_candidate(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "the request body is empty: send the component's bytes",
+        ));
+    }
+    if let Err(reason) = state.control.check_candidate(&name, body.to_vec()).await {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("candidate `{name}` refused: {reason}"),
         ));
     }
     let dir = state.control.candidates_dir();

@@ -381,8 +381,7 @@ impl HttpSink {
             };
             // Up to a quarter more, so that many keys do not retry in step.
             let jittered = delay + delay.mul_f64(fastrand::f64() / 4.0);
-            let wait =
-                retry_after.map_or(jittered, |hint| hint.clamp(jittered, self.spec.max_backoff));
+            let wait = retry_wait(retry_after, jittered, self.spec.max_backoff);
             if started.elapsed() + wait > self.spec.retry_budget {
                 return Some(Err(format!(
                     "{message}; gave up after {attempts} attempts in {:.1} s (retry budget {} s)",
@@ -801,9 +800,32 @@ fn http_sink_of(output: &Routed) -> Option<&Arc<HttpSink>> {
     }
 }
 
+/// How long to wait before the next attempt: the endpoint's `Retry-After`
+/// hint, but no sooner than our own (jittered) backoff and no later than
+/// the largest backoff. The jitter can take the backoff above that largest
+/// wait, so the upper bound is applied last (`Ord::clamp` would panic on
+/// bounds the wrong way round).
+fn retry_wait(hint: Option<Duration>, jittered: Duration, max_backoff: Duration) -> Duration {
+    hint.map_or(jittered, |hint| hint.max(jittered).min(max_backoff))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_after_hint_is_kept_within_the_backoff_bounds_whatever_the_jitter() {
+        let ms = Duration::from_millis;
+        // The jittered backoff above the largest one (backoff_ms =
+        // max_backoff_ms): the largest wins, no panic.
+        assert_eq!(retry_wait(Some(ms(1000)), ms(1200), ms(1000)), ms(1000));
+        assert_eq!(retry_wait(Some(ms(50)), ms(1200), ms(1000)), ms(1000));
+        // Within bounds: the hint, raised to the backoff, capped.
+        assert_eq!(retry_wait(Some(ms(300)), ms(100), ms(1000)), ms(300));
+        assert_eq!(retry_wait(Some(ms(10)), ms(100), ms(1000)), ms(100));
+        assert_eq!(retry_wait(Some(ms(60_000)), ms(100), ms(1000)), ms(1000));
+        assert_eq!(retry_wait(None, ms(1200), ms(1000)), ms(1200));
+    }
 
     fn spec(url: &str) -> HttpSinkSpec {
         HttpSinkSpec {

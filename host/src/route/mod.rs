@@ -28,12 +28,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::sync::mpsc;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +42,7 @@ use crate::config::Route;
 use crate::kafka::{KafkaSettings, LoggingContext};
 use crate::plugin::bindings::{Event, Header};
 use chain::Chain;
-use status::{RouteEntry, RouteState};
+use status::{RecordPlace, RouteEntry, RouteState};
 
 pub type Producer = FutureProducer<LoggingContext>;
 type RouteConsumer = StreamConsumer<LoggingContext>;
@@ -53,6 +54,9 @@ const PARTITION_QUEUE: usize = 1024;
 /// How long shutdown waits for in-flight records before giving up (they
 /// are then redelivered after restart, never lost).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a route halted on a record asks whether its consumer group
+/// has moved past it (another replica delivered or skipped it).
+const HALTED_POLL: Duration = Duration::from_secs(2);
 
 /// Everything a running route needs.
 pub struct RouteRuntime {
@@ -61,6 +65,11 @@ pub struct RouteRuntime {
     /// version is swapped in without stopping them.
     chain: ArcSwap<Chain>,
     pub entry: Arc<RouteEntry>,
+    /// Counts operators' requests to start a halted route again.
+    restarts: watch::Sender<u64>,
+    /// The highest offset read of each partition, to tell records read
+    /// again from new ones.
+    read_up_to: std::sync::Mutex<HashMap<(Arc<str>, i32), i64>>,
 }
 
 impl RouteRuntime {
@@ -69,7 +78,39 @@ impl RouteRuntime {
             route,
             chain: ArcSwap::from_pointee(chain),
             entry,
+            restarts: watch::Sender::new(0),
+            read_up_to: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Count a batch of `topic`/`partition` (in offset order) as read:
+    /// records past the highest offset read before in `records_in`, the
+    /// others in `replayed`.
+    pub(crate) fn count_read(&self, topic: &Arc<str>, partition: i32, batch: &[Event]) {
+        let Some(last) = batch.last() else { return };
+        let mut read = self.read_up_to.lock().expect("read lock");
+        let up_to = read.entry((topic.clone(), partition)).or_insert(-1);
+        let again = batch.iter().take_while(|e| e.offset <= *up_to).count();
+        *up_to = (*up_to).max(last.offset);
+        drop(read);
+        let counters = &self.entry.counters;
+        counters.replayed.inc_by(again as u64);
+        counters.records_in.inc_by((batch.len() - again) as u64);
+    }
+
+    /// Start the route again if it is halted (it re-reads from its group's
+    /// committed offset, with the current chain); false if it is not.
+    pub fn restart_if_halted(&self) -> bool {
+        if !matches!(self.entry.state(), RouteState::Halted { .. }) {
+            return false;
+        }
+        self.request_restart();
+        true
+    }
+
+    /// Ask the route, halted, to start again.
+    pub fn request_restart(&self) {
+        self.restarts.send_modify(|n| *n += 1);
     }
 
     /// The chain the next batch runs on.
@@ -85,29 +126,149 @@ impl RouteRuntime {
     }
 }
 
-/// Run `rt` until `shutdown` is cancelled or the route halts.
+/// Run `rt` until `shutdown` is cancelled. When the route halts, it waits,
+/// halted, for a way on: an operator's resume or skip (see
+/// [`RouteRuntime::restart_if_halted`]), or, halted on a record, its
+/// consumer group moving past that record (another replica delivered or
+/// skipped it); then it starts again from the group's committed offsets.
 pub async fn run(
     rt: Arc<RouteRuntime>,
     kafka: KafkaSettings,
     producer: Producer,
     shutdown: CancellationToken,
 ) {
+    loop {
+        let requests = *rt.restarts.borrow();
+        run_once(&rt, &kafka, &producer, &shutdown).await;
+        if shutdown.is_cancelled() || !matches!(rt.entry.state(), RouteState::Halted { .. }) {
+            return;
+        }
+        if !wait_for_a_way_on(&rt, &kafka, &shutdown, requests).await {
+            return;
+        }
+        rt.entry.set(RouteState::Starting);
+    }
+}
+
+/// Wait, halted, until the route may start again (true) or `shutdown`.
+async fn wait_for_a_way_on(
+    rt: &RouteRuntime,
+    kafka: &KafkaSettings,
+    shutdown: &CancellationToken,
+    requests: u64,
+) -> bool {
+    let name = &rt.route.name;
+    let halted_on = match rt.entry.state() {
+        RouteState::Halted { halted_on, .. } => halted_on,
+        _ => None,
+    };
+    // Reads the group's committed offsets; joins no group.
+    let offsets = match &halted_on {
+        Some(_) => match create_offset_reader(&rt.route, kafka) {
+            Ok(reader) => Some(Arc::new(reader)),
+            Err(e) => {
+                tracing::warn!(route = %name, error = %e, "cannot watch the group's offsets while halted");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut requested = rt.restarts.subscribe();
+    let mut poll = tokio::time::interval(HALTED_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            asked = async { requested.wait_for(|n| *n != requests).await.is_ok() } => {
+                if asked {
+                    tracing::info!(route = %name, "route starting again at an operator's request");
+                    return true;
+                }
+            }
+            _ = poll.tick(), if offsets.is_some() => {
+                let (Some(reader), Some(place)) = (&offsets, &halted_on) else { continue };
+                if let Some(committed) = committed_offset(reader.clone(), place.clone()).await {
+                    if committed > place.offset {
+                        tracing::info!(
+                            route = %name, topic = %place.topic, partition = place.partition,
+                            offset = place.offset, committed,
+                            "the consumer group has moved past the record this route halted on \
+                             (another replica delivered or skipped it); starting again"
+                        );
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A client of the route's consumer group that only reads and commits
+/// offsets: it subscribes to nothing, so it joins no group and takes no
+/// partition from the replicas.
+pub(crate) fn create_offset_reader(
+    route: &Route,
+    kafka: &KafkaSettings,
+) -> Result<BaseConsumer<LoggingContext>, KafkaError> {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", &route.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    for (key, value) in &kafka.consumer_options {
+        config.set(key, value);
+    }
+    config.create_with_context(LoggingContext {
+        role: format!("route:{}:offsets", route.name),
+        lag_of_route: None,
+    })
+}
+
+/// The group's committed offset of `place`'s partition, if it has one.
+async fn committed_offset(
+    reader: Arc<BaseConsumer<LoggingContext>>,
+    place: RecordPlace,
+) -> Option<i64> {
+    tokio::task::spawn_blocking(move || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&place.topic, place.partition);
+        let committed = reader.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+        match committed
+            .find_partition(&place.topic, place.partition)?
+            .offset()
+        {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Run `rt` once, until `shutdown` is cancelled or the route halts.
+async fn run_once(
+    rt: &Arc<RouteRuntime>,
+    kafka: &KafkaSettings,
+    producer: &Producer,
+    shutdown: &CancellationToken,
+) {
     let name = rt.route.name.clone();
     // Cancelled on shutdown, or by a worker when the route halts.
     let stop = shutdown.child_token();
-    let consumer = match create_consumer(&rt.route, &kafka) {
+    let consumer = match create_consumer(&rt.route, kafka) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             tracing::error!(route = %name, error = %e, "cannot create the Kafka consumer");
             rt.entry.set(RouteState::Halted {
                 reason: format!("cannot create the Kafka consumer: {e}"),
                 detail: None,
+                halted_on: None,
             });
             return;
         }
     };
 
-    if !wait_for_brokers(&rt, &consumer, &kafka, &stop).await {
+    if !wait_for_brokers(rt, &consumer, kafka, &stop).await {
         rt.entry.set(RouteState::Stopped);
         return;
     }
@@ -117,6 +278,7 @@ pub async fn run(
         rt.entry.set(RouteState::Halted {
             reason: format!("cannot subscribe to {topics:?}: {e}"),
             detail: None,
+            halted_on: None,
         });
         return;
     }
@@ -157,7 +319,7 @@ pub async fn run(
                     consumer: consumer.clone(),
                     stop: stop.clone(),
                 };
-                (tx, tokio::spawn(worker.run(rx)))
+                (tx, spawn_worker(worker, rx))
             })
             .0;
         tokio::select! {
@@ -194,6 +356,39 @@ pub async fn run(
         rt.entry.set(RouteState::Stopped);
     }
     tracing::info!(route = %name, "route stopped");
+}
+
+/// Spawn a partition worker, watched: a worker that dies (a panic, a bug
+/// in the host) halts its route with the reason, rather than leaving the
+/// route `running` with its partition stuck. What the worker held is not
+/// acknowledged, so it is read again when the route starts again.
+fn spawn_worker(worker: partition::Worker, records: mpsc::Receiver<Event>) -> JoinHandle<()> {
+    let rt = worker.rt.clone();
+    let stop = worker.stop.clone();
+    let place = format!("{}/{}", worker.topic, worker.partition);
+    let task = tokio::spawn(worker.run(records));
+    tokio::spawn(async move {
+        let Err(e) = task.await else { return };
+        let why = if e.is_panic() {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|m| (*m).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            format!("panicked: {message}")
+        } else {
+            "was cancelled".to_owned()
+        };
+        let reason = format!("a partition worker stopped unexpectedly: {place} {why}");
+        tracing::error!(route = %rt.route.name, "route halted: {reason}; the records it held are not committed and are read again when the route starts again");
+        rt.entry.set(RouteState::Halted {
+            reason,
+            detail: None,
+            halted_on: None,
+        });
+        stop.cancel();
+    })
 }
 
 fn create_consumer(route: &Route, kafka: &KafkaSettings) -> Result<RouteConsumer, KafkaError> {

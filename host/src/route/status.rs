@@ -1,12 +1,43 @@
 //! What each route is doing, for `/healthz`, the logs and operators.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus_client::metrics::counter::Counter;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::chain::Failure;
 use crate::metrics::{self, RouteLabels};
+use crate::plugin::bindings::Event;
+
+/// Where a source record is: the place a route halted on, and what an
+/// operator names to skip it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPlace {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl std::fmt::Display for RecordPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} offset {}",
+            self.topic, self.partition, self.offset
+        )
+    }
+}
+
+/// The record a route halted before, kept so that an operator can skip it
+/// (it goes to the dead-letter topic with the failure that halted it).
+#[derive(Debug, Clone)]
+pub struct HaltedRecord {
+    pub event: Event,
+    pub failure: Failure,
+    pub attempts: u32,
+}
 
 /// Lifecycle of a route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +57,10 @@ pub enum RouteState {
         reason: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// The record the route halted before, when it halted on one: what
+        /// `POST /admin/routes/NAME/skip` must name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        halted_on: Option<RecordPlace>,
     },
     /// Paused by an operator: consumes nothing until resumed.
     Paused,
@@ -37,8 +72,13 @@ pub enum RouteState {
 /// the route's Prometheus counters (see [`crate::metrics`]).
 #[derive(Debug)]
 pub struct RouteCounters {
-    /// Source records taken from the consumer.
+    /// Source records taken from the consumer, each once: a record read
+    /// again counts in `replayed`.
     pub records_in: Counter,
+    /// Source records read again by this process: after a halted route
+    /// started again, or a partition that came back after a rebalance.
+    /// (A record another replica had read is not known here.)
+    pub replayed: Counter,
     /// Output records acknowledged by the broker (sink and named outputs).
     pub records_out: Counter,
     /// Source records that produced no output.
@@ -49,6 +89,8 @@ pub struct RouteCounters {
     pub dead_lettered: Counter,
     /// Retries of retryable failures.
     pub retries: Counter,
+    /// Source records an operator skipped (`POST .../skip`).
+    pub skipped: Counter,
 }
 
 impl RouteCounters {
@@ -59,11 +101,13 @@ impl RouteCounters {
         };
         RouteCounters {
             records_in: m.records_in.get_or_create(&labels).clone(),
+            replayed: m.replayed.get_or_create(&labels).clone(),
             records_out: m.records_out.get_or_create(&labels).clone(),
             dropped: m.dropped.get_or_create(&labels).clone(),
             rejected: m.rejected.get_or_create(&labels).clone(),
             dead_lettered: m.dead_lettered.get_or_create(&labels).clone(),
             retries: m.retries.get_or_create(&labels).clone(),
+            skipped: m.skipped.get_or_create(&labels).clone(),
         }
     }
 }
@@ -75,11 +119,60 @@ pub struct RouteEntry {
     pub counters: RouteCounters,
     /// `switchyard-chain` value: plugin versions of the running chain.
     chain: RwLock<String>,
+    /// The record the route halted before, while it is halted on one.
+    halted_record: Mutex<Option<HaltedRecord>>,
 }
 
 impl RouteEntry {
     pub fn set(&self, state: RouteState) {
-        *self.state.write().expect("state lock") = state;
+        let mut current = self.state.write().expect("state lock");
+        if !matches!(
+            state,
+            RouteState::Halted {
+                halted_on: Some(_),
+                ..
+            }
+        ) {
+            *self.halted_record.lock().expect("halt lock") = None;
+        }
+        *current = state;
+    }
+
+    /// Halt before `record`, at `reason` (see [`RouteState::Halted`]).
+    pub fn halt_on(&self, reason: String, record: HaltedRecord) {
+        let mut current = self.state.write().expect("state lock");
+        let place = RecordPlace {
+            topic: record.event.topic.clone(),
+            partition: record.event.partition,
+            offset: record.event.offset,
+        };
+        // An earlier record of the same partition halted it first (the
+        // acker, behind the worker): that is the one to skip, not this.
+        if let RouteState::Halted {
+            halted_on: Some(first),
+            ..
+        } = &*current
+        {
+            if first.topic == place.topic
+                && first.partition == place.partition
+                && first.offset < place.offset
+            {
+                return;
+            }
+        }
+        let detail = Some(record.failure.message.clone());
+        *self.halted_record.lock().expect("halt lock") = Some(record);
+        *current = RouteState::Halted {
+            reason,
+            detail,
+            halted_on: Some(place),
+        };
+    }
+
+    /// The record the route is halted before, if it is halted on one.
+    pub fn halted_record(&self) -> Option<HaltedRecord> {
+        let _state = self.state.read().expect("state lock");
+        self.halted_record.lock().expect("halt lock").clone()
     }
 
     pub fn state(&self) -> RouteState {
@@ -109,11 +202,13 @@ pub struct RouteReport {
     pub state: RouteState,
     pub chain: String,
     pub records_in: u64,
+    pub records_replayed: u64,
     pub records_out: u64,
     pub dropped: u64,
     pub rejected: u64,
     pub dead_lettered: u64,
     pub retries: u64,
+    pub skipped: u64,
 }
 
 impl StatusBoard {
@@ -123,6 +218,7 @@ impl StatusBoard {
             state: RwLock::new(RouteState::Starting),
             counters: RouteCounters::for_route(name),
             chain: RwLock::new(chain),
+            halted_record: Mutex::new(None),
         });
         self.routes
             .write()
@@ -170,11 +266,13 @@ impl StatusBoard {
                 state: r.state(),
                 chain: r.chain(),
                 records_in: load(&r.counters.records_in),
+                records_replayed: load(&r.counters.replayed),
                 records_out: load(&r.counters.records_out),
                 dropped: load(&r.counters.dropped),
                 rejected: load(&r.counters.rejected),
                 dead_lettered: load(&r.counters.dead_lettered),
                 retries: load(&r.counters.retries),
+                skipped: load(&r.counters.skipped),
             })
             .collect()
     }
