@@ -46,6 +46,8 @@ pub struct Deps {
     pub buffers: Buffers,
     /// The HTTP APIs' settings this process started with.
     pub api_settings: crate::config::ApiSettings,
+    /// When a route counts as stalled.
+    pub health: crate::route::health::HealthSettings,
 }
 
 /// The control plane. Cheap to clone.

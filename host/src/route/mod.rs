@@ -17,6 +17,7 @@
 
 pub mod buffer;
 pub mod chain;
+pub mod health;
 pub mod http_sink;
 pub mod ingest;
 pub mod partition;
@@ -85,7 +86,18 @@ impl RouteRuntime {
     }
 }
 
-/// Run `rt` until `shutdown` is cancelled or the route halts.
+/// How a consumer's session ended.
+enum SessionEnd {
+    /// Shutdown, or the route halted.
+    Stopped,
+    /// The health watchdog asked for a new consumer.
+    Rejoin,
+}
+
+/// Run `rt` until `shutdown` is cancelled or the route halts. When the
+/// health watchdog finds the consumer stuck outside its group (see
+/// [`health`]), the route drains, commits and subscribes again with a new
+/// consumer, without a restart.
 pub async fn run(
     rt: Arc<RouteRuntime>,
     kafka: KafkaSettings,
@@ -95,7 +107,32 @@ pub async fn run(
     let name = rt.route.name.clone();
     // Cancelled on shutdown, or by a worker when the route halts.
     let stop = shutdown.child_token();
-    let consumer = match create_consumer(&rt.route, &kafka) {
+    loop {
+        let end = session(&rt, &kafka, &producer, &stop).await;
+        rt.entry.health.set_held(None);
+        match end {
+            Some(SessionEnd::Rejoin) if !stop.is_cancelled() => {
+                tracing::warn!(route = %name, "rejoining the consumer group with a new consumer");
+            }
+            _ => break,
+        }
+    }
+    if !matches!(rt.entry.state(), RouteState::Halted { .. }) {
+        rt.entry.set(RouteState::Stopped);
+    }
+    tracing::info!(route = %name, "route stopped");
+}
+
+/// One consumer's life: create, subscribe, consume until stopped or asked
+/// to rejoin, then drain and commit. `None` when it could not start.
+async fn session(
+    rt: &Arc<RouteRuntime>,
+    kafka: &KafkaSettings,
+    producer: &Producer,
+    stop: &CancellationToken,
+) -> Option<SessionEnd> {
+    let name = &rt.route.name;
+    let consumer = match create_consumer(&rt.route, kafka) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             tracing::error!(route = %name, error = %e, "cannot create the Kafka consumer");
@@ -103,13 +140,12 @@ pub async fn run(
                 reason: format!("cannot create the Kafka consumer: {e}"),
                 detail: None,
             });
-            return;
+            return None;
         }
     };
 
-    if !wait_for_brokers(&rt, &consumer, &kafka, &stop).await {
-        rt.entry.set(RouteState::Stopped);
-        return;
+    if !wait_for_brokers(rt, &consumer, kafka, stop).await {
+        return None;
     }
     let topics: Vec<&str> = rt.route.topics.iter().map(String::as_str).collect();
     if let Err(e) = consumer.subscribe(&topics) {
@@ -118,7 +154,7 @@ pub async fn run(
             reason: format!("cannot subscribe to {topics:?}: {e}"),
             detail: None,
         });
-        return;
+        return None;
     }
     rt.entry.set(RouteState::Running);
     tracing::info!(route = %name, topics = ?topics, group = %rt.route.group, chain = %rt.chain().versions(), "route running");
@@ -126,9 +162,21 @@ pub async fn run(
     // Keyed by topic, then partition, so that finding a record's worker
     // borrows the topic name instead of allocating a key per record.
     let mut workers: HashMap<String, HashMap<i32, WorkerHandle>> = HashMap::new();
+    // What the consumer holds, for the health monitor.
+    let mut held_tick = tokio::time::interval(Duration::from_secs(1));
+    held_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut end = SessionEnd::Stopped;
     loop {
         let message = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = rt.entry.health.rejoin.notified() => {
+                end = SessionEnd::Rejoin;
+                break;
+            }
+            _ = held_tick.tick() => {
+                rt.entry.health.set_held(Some(held(&consumer)));
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let message = match message {
@@ -190,10 +238,28 @@ pub async fn run(
         }
         Err(e) => tracing::warn!(route = %name, error = %e, "final commit failed"),
     }
-    if !matches!(rt.entry.state(), RouteState::Halted { .. }) {
-        rt.entry.set(RouteState::Stopped);
+    Some(end)
+}
+
+/// The partitions `consumer` holds and its fetch position in each.
+fn held(consumer: &RouteConsumer) -> health::Held {
+    let mut held = health::Held::default();
+    let Ok(assignment) = consumer.assignment() else {
+        return held;
+    };
+    let positions = consumer.position().ok();
+    for e in assignment.elements() {
+        let position = positions
+            .as_ref()
+            .and_then(|p| p.find_partition(e.topic(), e.partition()))
+            .and_then(|p| match p.offset() {
+                rdkafka::Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        held.partitions
+            .insert((e.topic().to_owned(), e.partition()), position);
     }
-    tracing::info!(route = %name, "route stopped");
+    held
 }
 
 fn create_consumer(route: &Route, kafka: &KafkaSettings) -> Result<RouteConsumer, KafkaError> {
@@ -203,15 +269,12 @@ fn create_consumer(route: &Route, kafka: &KafkaSettings) -> Result<RouteConsumer
     }
     config
         .set("group.id", &route.group)
-        .set("auto.offset.reset", route.start_from.as_librdkafka())
-        // Statistics carry each partition's lag (`switchyard_consumer_lag`).
-        .set("statistics.interval.ms", "5000");
+        .set("auto.offset.reset", route.start_from.as_librdkafka());
     for (key, value) in &kafka.consumer_options {
         config.set(key, value);
     }
     config.create_with_context(LoggingContext {
         role: format!("route:{}", route.name),
-        lag_of_route: Some(route.name.clone()),
     })
 }
 
