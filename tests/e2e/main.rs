@@ -16,6 +16,7 @@ mod http_limits;
 mod http_sink;
 mod image;
 mod ingest_api;
+mod kafka_faults;
 mod mobility;
 mod personal_data;
 mod platform;
