@@ -60,17 +60,18 @@ impl Broker {
         );
     }
 
-    fn pid(&self) -> String {
+    /// The broker's pid, while it runs.
+    fn pid(&self) -> Option<String> {
         let file: PathBuf = self.state.path().join("kafka.pid");
-        std::fs::read_to_string(&file)
-            .expect("broker pid file")
-            .trim()
-            .to_owned()
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|p| p.trim().to_owned())
     }
 
     fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the broker runs");
         let status = Command::new("kill")
-            .args([signal, &self.pid()])
+            .args([signal, &pid])
             .status()
             .expect("kill");
         assert!(status.success(), "kill {signal} failed");
@@ -167,7 +168,9 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         // A frozen broker cannot stop.
-        let _ = Command::new("kill").args(["-CONT", &self.pid()]).status();
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args(["-CONT", &pid]).status();
+        }
         let _ = Command::new(workspace().join("scripts/kafka.sh"))
             .arg("stop")
             .env("KAFKA_PORT", self.port.to_string())
