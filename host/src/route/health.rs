@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -224,21 +224,13 @@ fn observe(client: &BaseConsumer<LoggingContext>, route: &Route) -> Result<Obser
             missing.push(topic.clone());
             continue;
         };
-        match t.error() {
+        match t.error().map(RDKafkaErrorCode::from) {
             None => {}
-            Some(e)
-                if RDKafkaRespErr::from(e)
-                    == RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART =>
-            {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {
                 missing.push(topic.clone());
                 continue;
             }
-            Some(e) => {
-                return Err(format!(
-                    "cannot read topic `{topic}`: {}",
-                    rdkafka::error::RDKafkaErrorCode::from(e)
-                ))
-            }
+            Some(e) => return Err(format!("cannot read topic `{topic}`: {e}")),
         }
         if t.partitions().is_empty() {
             missing.push(topic.clone());
