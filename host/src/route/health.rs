@@ -330,7 +330,12 @@ impl MonitorState {
         let held = if running { entry.health.held() } else { None };
         let mut report = HealthReport::default();
         match observed {
-            Err(e) => self.set_problem(ProblemKind::Unreachable, e, now),
+            Err(e) => {
+                // Progress is measured again from when Kafka answers: the
+                // consumer needs a moment to rejoin after an outage.
+                self.waiting.clear();
+                self.set_problem(ProblemKind::Unreachable, e, now);
+            }
             Ok(mut o) => {
                 report.kafka_reachable = true;
                 for p in &mut o.partitions {
@@ -505,5 +510,211 @@ impl MonitorState {
         for labels in self.published.drain(..) {
             lag.remove(&labels);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::route::status::StatusBoard;
+    use std::path::Path;
+
+    fn route() -> Route {
+        let text = r#"
+            [[routes]]
+            name = "r"
+            source = { topics = ["in"] }
+            sink = { topic = "out" }
+        "#;
+        Config::parse(text, Path::new("x.toml"))
+            .unwrap()
+            .resolve(Path::new("x.toml"))
+            .unwrap()
+            .remove(0)
+    }
+
+    fn settings() -> HealthSettings {
+        HealthSettings {
+            stall_after: Duration::from_secs(10),
+        }
+    }
+
+    fn partition(committed: Option<i64>, end: i64) -> PartitionHealth {
+        PartitionHealth {
+            topic: "in".into(),
+            partition: 0,
+            committed,
+            end,
+            lag: 0,
+            assigned: false,
+        }
+    }
+
+    fn observed(committed: Option<i64>, end: i64) -> Result<Observation, String> {
+        let mut p = partition(committed, end);
+        p.lag = end - committed.unwrap_or(0);
+        Ok(Observation {
+            missing: Vec::new(),
+            partitions: vec![p],
+        })
+    }
+
+    fn running_entry() -> Arc<RouteEntry> {
+        let entry = StatusBoard::default().register("r", String::new());
+        entry.set(RouteState::Running);
+        entry
+    }
+
+    #[test]
+    fn kafka_unreachable_stalls_the_route_once_it_lasts() {
+        let (route, entry) = (route(), running_entry());
+        let mut state = MonitorState::default();
+        let t0 = Instant::now();
+        let first = state.assess(
+            &route,
+            &entry,
+            Err("cannot reach Kafka: x".into()),
+            settings(),
+            t0,
+        );
+        assert_eq!(first.problem.as_deref(), Some("cannot reach Kafka: x"));
+        assert!(!first.stalled && !first.kafka_reachable);
+        let later = state.assess(
+            &route,
+            &entry,
+            Err("cannot reach Kafka: y".into()),
+            settings(),
+            t0 + Duration::from_secs(11),
+        );
+        assert!(later.stalled, "{later:?}");
+        assert_eq!(later.problem_for_s, Some(11));
+        let back = state.assess(
+            &route,
+            &entry,
+            observed(Some(5), 5),
+            settings(),
+            t0 + Duration::from_secs(12),
+        );
+        assert!(!back.stalled && back.problem.is_none(), "{back:?}");
+    }
+
+    #[test]
+    fn a_missing_topic_is_named_and_its_appearance_asks_for_a_rejoin() {
+        let (route, entry) = (route(), running_entry());
+        let mut state = MonitorState::default();
+        let t0 = Instant::now();
+        let missing = Ok(Observation {
+            missing: vec!["in".into()],
+            partitions: Vec::new(),
+        });
+        let report = state.assess(&route, &entry, missing, settings(), t0);
+        assert_eq!(report.problem.as_deref(), Some("waiting for topic in"));
+        assert_eq!(report.rejoins, 0);
+        let report = state.assess(
+            &route,
+            &entry,
+            observed(None, 3),
+            settings(),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(report.rejoins, 1, "{report:?}");
+        assert_eq!(report.lag, 3);
+    }
+
+    #[test]
+    fn records_waiting_with_no_partition_assigned_stall_and_rejoin() {
+        let (route, entry) = (route(), running_entry());
+        entry.health.set_held(Some(Held::default()));
+        let mut state = MonitorState::default();
+        let t0 = Instant::now();
+        let report = state.assess(&route, &entry, observed(Some(10), 50), settings(), t0);
+        assert!(report.problem.is_none(), "not yet: {report:?}");
+        let report = state.assess(
+            &route,
+            &entry,
+            observed(Some(10), 60),
+            settings(),
+            t0 + Duration::from_secs(10),
+        );
+        assert!(report.stalled, "{report:?}");
+        let problem = report.problem.unwrap();
+        assert!(problem.contains("no partition is assigned"), "{problem}");
+        assert!(problem.contains("50 records wait"), "{problem}");
+        assert_eq!(report.rejoins, 1);
+        // Progress clears it.
+        let report = state.assess(
+            &route,
+            &entry,
+            observed(Some(20), 60),
+            settings(),
+            t0 + Duration::from_secs(11),
+        );
+        assert!(report.problem.is_none(), "{report:?}");
+    }
+
+    #[test]
+    fn records_taken_but_not_acknowledged_are_reported_not_rejoined() {
+        let (route, entry) = (route(), running_entry());
+        let mut held = Held::default();
+        held.partitions.insert(("in".into(), 0), Some(40));
+        entry.health.set_held(Some(held));
+        let mut state = MonitorState::default();
+        let t0 = Instant::now();
+        state.assess(&route, &entry, observed(Some(10), 50), settings(), t0);
+        let report = state.assess(
+            &route,
+            &entry,
+            observed(Some(10), 50),
+            settings(),
+            t0 + Duration::from_secs(10),
+        );
+        assert!(report.stalled, "{report:?}");
+        assert_eq!(report.assigned_partitions, 1);
+        assert!(report
+            .problem
+            .unwrap()
+            .contains("taken but not acknowledged"));
+        assert_eq!(report.rejoins, 0);
+    }
+
+    #[test]
+    fn a_paused_route_has_true_lag_and_no_rejoin() {
+        let route = route();
+        let entry = StatusBoard::default().register("r", String::new());
+        entry.set(RouteState::Paused);
+        let mut state = MonitorState::default();
+        let t0 = Instant::now();
+        state.assess(&route, &entry, observed(Some(0), 1000), settings(), t0);
+        let report = state.assess(
+            &route,
+            &entry,
+            observed(Some(0), 1000),
+            settings(),
+            t0 + Duration::from_secs(30),
+        );
+        assert_eq!(report.lag, 1000);
+        assert_eq!(report.rejoins, 0);
+        assert!(
+            entry.health.report().is_none(),
+            "the monitor publishes, not assess"
+        );
+    }
+
+    #[test]
+    fn stall_after_must_be_positive() {
+        let text = "[health]\nstall_after_s = 0\n";
+        let config = Config::parse(text, Path::new("x.toml")).unwrap();
+        assert!(config
+            .health
+            .settings()
+            .unwrap_err()
+            .contains("stall_after_s"));
+        let config = Config::parse("[health]\nstall_after_s = 7\n", Path::new("x.toml")).unwrap();
+        assert_eq!(
+            config.health.settings().unwrap().stall_after,
+            Duration::from_secs(7)
+        );
+        assert!(Config::parse("[health]\nstall_after = 7\n", Path::new("x.toml")).is_err());
     }
 }

@@ -238,6 +238,12 @@ async fn session(
         }
         Err(e) => tracing::warn!(route = %name, error = %e, "final commit failed"),
     }
+    if matches!(end, SessionEnd::Rejoin) {
+        // Closing a consumer leaves its group and may wait on the
+        // coordinator (a rebalance in progress after an outage): off the
+        // runtime's threads, without holding up the next consumer.
+        tokio::task::spawn_blocking(move || drop(consumer));
+    }
     Some(end)
 }
 
