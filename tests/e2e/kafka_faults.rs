@@ -20,6 +20,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use switchyard_tests::*;
 
+const ADMIN_TOKEN: &str = "kafka-faults-admin-token-0123456789";
+
 /// Seconds a route may make no progress before the instance is unready.
 const STALL_AFTER_S: u64 = 3;
 
@@ -418,9 +420,11 @@ async fn a_route_waits_for_its_topic_and_consumes_once_it_is_created() {
     let broker = Broker::start();
     let (source, sink, group) = (unique("late-in"), unique("late-out"), unique("late-g"));
     broker.create_topics(&[&sink], 1).await;
-    let sy = Switchyard::start_with(
+    let sy = Switchyard::start_custom(
+        &plugins_dir(),
         &routes(&source, &sink, &group),
         &["--brokers", &broker.bootstrap()],
+        &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)],
     );
 
     let body = wait_unready(&sy, Duration::from_secs(60));
@@ -455,4 +459,37 @@ async fn a_route_waits_for_its_topic_and_consumes_once_it_is_created() {
     );
     assert!(text.contains("switchyard_build_info{version="), "{text}");
     assert!(text.contains("switchyard_start_time_seconds "), "{text}");
+
+    // Paused by an operator: the lag stays true (from the group's
+    // committed offsets) and the instance stays ready.
+    let (code, body) = http_request(
+        "POST",
+        &format!("http://{}/admin/routes/faults/pause", sy.http),
+        Some(ADMIN_TOKEN),
+        b"{}".to_vec(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let waiting = values("paused", 40);
+    broker.produce(&source, &waiting).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = metrics(&sy);
+        let lag: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("switchyard_consumer_lag{route=\"faults\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let route = admin_route(&sy);
+        if lag == 40.0 && route["health"]["lag"] == 40 {
+            assert_eq!(route["state"], "paused", "{route}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lag while paused: metric {lag}, route {route}\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (code, body) = readyz(&sy).expect("answer");
+    assert_eq!(code, 200, "a paused route keeps the instance ready: {body}");
 }
