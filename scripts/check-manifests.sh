@@ -12,7 +12,10 @@
 #     switchyard.toml), which must be the repository's switchyard.toml with
 #     the settings a pod needs;
 #   - the fixtures in tests/manifests/invalid, each of which must be
-#     rejected, with the error it names.
+#     rejected, with the error it names;
+#   - the Prometheus alert rules (deploy/kubernetes/monitoring): every
+#     switchyard metric they use must be one the binary exposes (listed in
+#     host/src/metrics.rs).
 #
 # The checker is a Go program (tools/manifest-check, its dependencies pinned
 # in go.sum), built on first use into target/manifest-check and rebuilt
@@ -77,6 +80,17 @@ render_routes() {
         }
     ' switchyard.toml
 }
+
+# The alert rules may only use metrics that exist.
+alerts=$k8s/monitoring/switchyard-alerts.rules.yml
+[[ -f "$alerts" ]] || { say "missing $alerts"; exit 1; }
+grep -q '^groups:' "$alerts" || { say "$alerts: no top-level \`groups:\`"; exit 1; }
+for metric in $(grep -o 'switchyard_[a-z_]*' "$alerts" | sort -u); do
+    grep -q "\`$metric\`" host/src/metrics.rs || {
+        say "$alerts uses $metric, which host/src/metrics.rs does not list"
+        exit 1
+    }
+done
 
 # The image must still hold the plugins where the pod's routes file says.
 grep -Eq '^COPY --from=build (--chown=[0-9:]+ )?/src/target/plugins /srv/switchyard/target/plugins$' Dockerfile || {

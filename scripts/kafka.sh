@@ -11,6 +11,8 @@
 #           background, wait until it serves, print the bootstrap address
 #           (127.0.0.1:$KAFKA_PORT) on stdout
 #   stop    stop the broker (SIGTERM, then SIGKILL) and remove the state dir
+#           (kept with KAFKA_KEEP_STATE=1: a later `start` with the same
+#           setting brings the same broker back, topics and offsets intact)
 #   status  exit 0 and print the bootstrap address if it runs, exit 1 if not
 #   run     e.g. run org.apache.kafka.tools.TopicCommand --bootstrap-server
 #           127.0.0.1:39092 --list   (ConsoleProducer, consumer.ConsoleConsumer…)
@@ -24,6 +26,7 @@
 #   KAFKA_STOP_TIMEOUT     seconds before SIGKILL      (30)
 #   KAFKA_HEAP_OPTS        JVM heap                    (-Xms256m -Xmx1g)
 #   KAFKA_JVM_OPTS         extra JVM options for the broker
+#   KAFKA_KEEP_STATE       1: `stop` keeps the state dir, `start` reuses it
 #   JAVA_HOME              Java 17+ to use (else `java` on PATH)
 set -euo pipefail
 
@@ -49,6 +52,7 @@ START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
 EXTRA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
+KEEP_STATE=${KAFKA_KEEP_STATE:-0}
 
 PID_FILE="$STATE_DIR/kafka.pid"
 LOG_FILE="$STATE_DIR/kafka.log"
@@ -243,21 +247,25 @@ cmd_start() {
     fi
   done
 
-  remove_state_dir
-  mkdir -p "$STATE_DIR/data"
-  touch "$MARKER"
-  write_config
-
   local log4j="-Dlog4j2.configurationFile=$STATE_DIR/log4j2.properties"
-  local cluster_id
-  # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding.
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  if [[ "$KEEP_STATE" == 1 && -f "$MARKER" && -f "$STATE_DIR/data/meta.properties" ]]; then
+    log "reusing the state in $STATE_DIR (KAFKA_KEEP_STATE=1)"
+  else
+    remove_state_dir
+    mkdir -p "$STATE_DIR/data"
+    touch "$MARKER"
+    write_config
 
-  log "formatting $STATE_DIR/data (cluster id $cluster_id)"
-  if ! "$java" -Xmx256m "$log4j" -cp "$LIBS/*" kafka.tools.StorageTool \
-      format -t "$cluster_id" -c "$CONFIG" </dev/null >"$STATE_DIR/format.log" 2>&1; then
-    log_tail "$STATE_DIR/format.log"
-    die "formatting the KRaft storage failed"
+    local cluster_id
+    # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding.
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+
+    log "formatting $STATE_DIR/data (cluster id $cluster_id)"
+    if ! "$java" -Xmx256m "$log4j" -cp "$LIBS/*" kafka.tools.StorageTool \
+        format -t "$cluster_id" -c "$CONFIG" </dev/null >"$STATE_DIR/format.log" 2>&1; then
+      log_tail "$STATE_DIR/format.log"
+      die "formatting the KRaft storage failed"
+    fi
   fi
 
   log "starting Kafka $KAFKA_VERSION on $BOOTSTRAP (controller $HOST:$CONTROLLER_PORT, log $LOG_FILE)"
@@ -320,7 +328,12 @@ cmd_stop() {
   else
     log "not running"
   fi
-  remove_state_dir
+  if [[ "$KEEP_STATE" == 1 ]]; then
+    rm -f -- "$PID_FILE"
+    log "state kept in $STATE_DIR (KAFKA_KEEP_STATE=1)"
+  else
+    remove_state_dir
+  fi
 }
 
 cmd_status() {

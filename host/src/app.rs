@@ -147,6 +147,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     .as_encoded_bytes(),
             )[..16],
         ),
+        health: config
+            .health
+            .settings()
+            .map_err(|e| anyhow::anyhow!("invalid routes file {}: {e}", opts.config.display()))?,
     });
     // HTTP APIs publish to the sinks of HTTP-sourced routes: those topics
     // must exist before the first request, for the routes that read them
@@ -434,10 +438,7 @@ fn producer_with_linger(
         config.set(key, value);
     }
     config
-        .create_with_context(LoggingContext {
-            role: role.into(),
-            lag_of_route: None,
-        })
+        .create_with_context(LoggingContext { role: role.into() })
         .with_context(|| format!("creating the Kafka {role}"))
 }
 

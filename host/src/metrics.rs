@@ -14,7 +14,11 @@
 //! | `switchyard_retries_total` | route | retries of retryable failures |
 //! | `switchyard_records_skipped_total` | route | source records an operator skipped after a halt |
 //! | `switchyard_plugin_call_seconds` | route, plugin | duration of one `process` call (one batch) |
-//! | `switchyard_consumer_lag` | route, topic, partition | records between the route's position and the end of the partition |
+//! | `switchyard_consumer_lag` | route, topic, partition | records between the group's committed offset and the end of the partition (true while paused or unassigned) |
+//! | `switchyard_route_state` | route, state | 1 for the route's state (`starting`, `connecting`, `running`, `halted`, `paused`, `stopped`), 0 for the others |
+//! | `switchyard_route_stalled` | route | 1 while the route cannot make progress for `[health] stall_after_s` |
+//! | `switchyard_start_time_seconds` | | when the process started (Unix time) |
+//! | `switchyard_build_info` | version | 1, labelled with the version |
 //! | `switchyard_http_sink_requests_total` | route, status | requests of HTTP sinks, by answer status (`error`: no answer) |
 
 use std::sync::OnceLock;
@@ -35,6 +39,17 @@ pub struct RouteLabels {
 pub struct PluginLabels {
     pub route: String,
     pub plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStateLabels {
+    pub route: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,6 +82,8 @@ pub struct Metrics {
     pub plugin_call_seconds: HistogramFamily,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub http_sink_requests: Family<HttpSinkLabels, Counter>,
+    pub route_state: Family<RouteStateLabels, Gauge>,
+    pub route_stalled: Family<RouteLabels, Gauge>,
 }
 
 /// 50 µs to ~26 s, doubling: a plugin call is a batch of 1 to thousands of
@@ -109,7 +126,7 @@ impl Metrics {
         let consumer_lag = Family::<PartitionLabels, Gauge>::default();
         registry.register(
             "consumer_lag",
-            "Records between the route's consumer position and the end of the partition",
+            "Records between the group's committed offset and the end of the partition",
             consumer_lag.clone(),
         );
         let http_sink_requests = Family::<HttpSinkLabels, Counter>::default();
@@ -118,8 +135,41 @@ impl Metrics {
             "Requests of HTTP sinks, by answer status (error: no answer came)",
             http_sink_requests.clone(),
         );
+        let route_state = Family::<RouteStateLabels, Gauge>::default();
+        registry.register(
+            "route_state",
+            "1 for the route's current state, 0 for the others",
+            route_state.clone(),
+        );
+        let route_stalled = Family::<RouteLabels, Gauge>::default();
+        registry.register(
+            "route_stalled",
+            "1 while the route cannot make progress (see [health] stall_after_s)",
+            route_stalled.clone(),
+        );
+        let start_time = Gauge::<i64>::default();
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default(),
+        );
+        registry.register(
+            "start_time_seconds",
+            "When the process started, in seconds since the Unix epoch",
+            start_time,
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "The running version", build_info);
         Metrics {
             registry,
+            route_state,
+            route_stalled,
             records_in,
             replayed,
             records_out,

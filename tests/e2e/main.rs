@@ -18,6 +18,7 @@ mod http_limits;
 mod http_sink;
 mod image;
 mod ingest_api;
+mod kafka_faults;
 mod master_keys;
 mod mobility;
 mod operations;

@@ -72,6 +72,35 @@ pub struct Config {
     /// What routes changed through the admin API may reference.
     #[serde(default)]
     pub secrets: SecretsConfig,
+
+    /// When a route counts as stalled (read at start).
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// `[health]`: when a route that cannot make progress makes the instance
+/// unready (see `docs/production.md`, "Health and readiness").
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Seconds a route may be unable to progress (Kafka unreachable, a
+    /// source topic missing, records waiting while the group's committed
+    /// offset does not move) before `/readyz` fails (default 30).
+    pub stall_after_s: Option<u64>,
+}
+
+impl HealthConfig {
+    /// The settings, or why they are invalid.
+    pub fn settings(&self) -> Result<crate::route::health::HealthSettings, String> {
+        let mut settings = crate::route::health::HealthSettings::default();
+        if let Some(s) = self.stall_after_s {
+            if s == 0 {
+                return Err("`health.stall_after_s` must be at least 1 (seconds)".into());
+            }
+            settings.stall_after = std::time::Duration::from_secs(s);
+        }
+        Ok(settings)
+    }
 }
 
 /// Secret references of routes created or changed through the admin API.

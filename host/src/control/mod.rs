@@ -54,6 +54,8 @@ pub struct Deps {
     /// directory), for a start to fall back on when the plugins directory
     /// holds a version that is refused.
     pub serving_dir: PathBuf,
+    /// When a route counts as stalled.
+    pub health: crate::route::health::HealthSettings,
 }
 
 /// The control plane. Cheap to clone.

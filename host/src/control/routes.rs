@@ -31,6 +31,8 @@ use crate::route::{self, RouteRuntime};
 pub(super) struct LiveRoute {
     rt: Arc<RouteRuntime>,
     task: Option<(CancellationToken, JoinHandle<()>)>,
+    /// Ends the route's health monitor when the route is dropped.
+    _monitor: Option<tokio_util::sync::DropGuard>,
 }
 
 /// Why a route change was not made. Nothing changed.
@@ -434,8 +436,26 @@ impl ControlPlane {
             ));
             Some((stop, handle))
         };
-        self.routes()
-            .insert(rt.route.name.clone(), LiveRoute { rt, task });
+        // Paused routes too: their lag is still true.
+        let monitor = (!rt.route.http_source).then(|| {
+            let stop = deps.shutdown.child_token();
+            tokio::spawn(route::health::monitor(
+                rt.route.clone(),
+                rt.entry.clone(),
+                deps.kafka.clone(),
+                deps.health,
+                stop.clone(),
+            ));
+            stop.drop_guard()
+        });
+        self.routes().insert(
+            rt.route.name.clone(),
+            LiveRoute {
+                rt,
+                task,
+                _monitor: monitor,
+            },
+        );
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, LiveRoute>> {

@@ -3,8 +3,11 @@
 //!
 //! - `GET /livez`: 200 while the process serves HTTP.
 //! - `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).
-//! - `GET /readyz`, `GET /healthz`: 200 once every route runs, 503 with each
-//!   route's state otherwise.
+//! - `GET /readyz`: 503 while a route starts, connects, or cannot make
+//!   progress (see [`crate::route::health`]), with the reasons; a halted or
+//!   paused route does not make the instance unready.
+//! - `GET /healthz`: the detailed view, 200 only when every route runs (or
+//!   is paused) and none is stalled.
 //! - `/admin/...`: see [`admin`].
 //! - `/events`: see [`events`]; `/api/v1/streams/...`: see [`streams`];
 //!   `/ingest/{route}`: see [`ingest`].
@@ -95,6 +98,10 @@ impl IntoResponse for ApiError {
 struct Health {
     /// `"ok"` when every route runs, else `"unavailable"`.
     status: &'static str,
+    /// Why the instance is not ready (`/readyz`) or not healthy
+    /// (`/healthz`); empty when it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<String>,
     kafka: KafkaInfo,
     routes: Vec<RouteReport>,
 }
@@ -105,7 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/readyz", get(ready))
-        .route("/healthz", get(ready))
+        .route("/healthz", get(healthz))
         .with_state(state.clone())
         .merge(admin::router(state.clone()))
         .merge(subjects::router(state.clone()))
@@ -123,7 +130,8 @@ pub fn public_app(state: AppState) -> Router {
 }
 
 /// Prometheus scrape, in the OpenMetrics text format.
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.board.publish_states();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -133,11 +141,27 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-/// 200 once every route is running; 503 with each route's state otherwise.
+/// Readiness: 503 while a route is starting, connecting, or cannot make
+/// progress for `[health] stall_after_s` (Kafka unreachable, a source topic
+/// missing, records waiting while nothing is committed), with the reasons.
+/// A route halted by its error policy or paused by an operator is shown
+/// but keeps the instance ready: the HTTP APIs stay in service.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let reasons = state.board.unready_reasons();
+    answer(&state, reasons.is_empty(), reasons)
+}
+
+/// The detailed view: 200 only when every route runs (or is paused) and
+/// none is stalled; a halted route makes it 503.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let ok = state.board.all_running();
+    answer(&state, ok, state.board.unready_reasons())
+}
+
+fn answer(state: &AppState, ok: bool, reasons: Vec<String>) -> (StatusCode, Json<Health>) {
     let body = Health {
         status: if ok { "ok" } else { "unavailable" },
+        reasons,
         kafka: state.kafka.clone(),
         routes: state.board.report(),
     };

@@ -30,10 +30,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
-use rdkafka::statistics::Statistics;
 use rdkafka::ClientConfig;
-
-use crate::metrics::PartitionLabels;
 
 /// How to reach the cluster. `options` may hold credentials and is never
 /// logged.
@@ -82,12 +79,9 @@ impl KafkaSettings {
 }
 
 /// Logs librdkafka's errors and log lines through `tracing`, tagged with
-/// the client's role (a route name, or `producer`); for a route's consumer,
-/// also turns librdkafka's statistics into the consumer lag metric.
+/// the client's role (a route name, or `producer`).
 pub struct LoggingContext {
     pub role: String,
-    /// The route whose consumer this is, for `switchyard_consumer_lag`.
-    pub lag_of_route: Option<String>,
 }
 
 impl ClientContext for LoggingContext {
@@ -107,28 +101,6 @@ impl ClientContext for LoggingContext {
                 tracing::info!(role, facility = fac, "kafka: {log_message}")
             }
             RDKafkaLogLevel::Debug => tracing::debug!(role, facility = fac, "kafka: {log_message}"),
-        }
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        let Some(route) = &self.lag_of_route else {
-            return;
-        };
-        let lag = &crate::metrics::global().consumer_lag;
-        for (topic, t) in &statistics.topics {
-            for (&partition, p) in &t.partitions {
-                // Partition -1 is librdkafka's internal "unassigned" queue;
-                // a lag of -1 means not known yet (nothing consumed).
-                if partition < 0 || p.consumer_lag < 0 {
-                    continue;
-                }
-                let labels = PartitionLabels {
-                    route: route.clone(),
-                    topic: topic.clone(),
-                    partition,
-                };
-                lag.get_or_create(&labels).set(p.consumer_lag);
-            }
         }
     }
 

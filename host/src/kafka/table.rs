@@ -77,7 +77,6 @@ impl<T: Default + Send + 'static> LogTable<T> {
         let consumer: BaseConsumer<LoggingContext> =
             config.create_with_context(LoggingContext {
                 role: format!("table {topic}"),
-                lag_of_route: None,
             })?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning)?;

@@ -17,6 +17,7 @@
 
 pub mod buffer;
 pub mod chain;
+pub mod health;
 pub mod http_sink;
 pub mod ingest;
 pub mod partition;
@@ -126,6 +127,14 @@ impl RouteRuntime {
     }
 }
 
+/// How a consumer's session ended.
+enum SessionEnd {
+    /// Shutdown, or the route halted.
+    Stopped,
+    /// The health watchdog asked for a new consumer.
+    Rejoin,
+}
+
 /// Run `rt` until `shutdown` is cancelled. When the route halts, it waits,
 /// halted, for a way on: an operator's resume or skip (see
 /// [`RouteRuntime::restart_if_halted`]), or, halted on a record, its
@@ -219,7 +228,6 @@ pub(crate) fn create_offset_reader(
     }
     config.create_with_context(LoggingContext {
         role: format!("route:{}:offsets", route.name),
-        lag_of_route: None,
     })
 }
 
@@ -255,6 +263,31 @@ async fn run_once(
     let name = rt.route.name.clone();
     // Cancelled on shutdown, or by a worker when the route halts.
     let stop = shutdown.child_token();
+    loop {
+        let end = session(rt, kafka, producer, &stop).await;
+        rt.entry.health.set_held(None);
+        match end {
+            Some(SessionEnd::Rejoin) if !stop.is_cancelled() => {
+                tracing::warn!(route = %name, "rejoining the consumer group with a new consumer");
+            }
+            _ => break,
+        }
+    }
+    if !matches!(rt.entry.state(), RouteState::Halted { .. }) {
+        rt.entry.set(RouteState::Stopped);
+    }
+    tracing::info!(route = %name, "route stopped");
+}
+
+/// One consumer's life: create, subscribe, consume until stopped or asked
+/// to rejoin, then drain and commit. `None` when it could not start.
+async fn session(
+    rt: &Arc<RouteRuntime>,
+    kafka: &KafkaSettings,
+    producer: &Producer,
+    stop: &CancellationToken,
+) -> Option<SessionEnd> {
+    let name = &rt.route.name;
     let consumer = match create_consumer(&rt.route, kafka) {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -264,13 +297,12 @@ async fn run_once(
                 detail: None,
                 halted_on: None,
             });
-            return;
+            return None;
         }
     };
 
-    if !wait_for_brokers(rt, &consumer, kafka, &stop).await {
-        rt.entry.set(RouteState::Stopped);
-        return;
+    if !wait_for_brokers(rt, &consumer, kafka, stop).await {
+        return None;
     }
     let topics: Vec<&str> = rt.route.topics.iter().map(String::as_str).collect();
     if let Err(e) = consumer.subscribe(&topics) {
@@ -280,7 +312,7 @@ async fn run_once(
             detail: None,
             halted_on: None,
         });
-        return;
+        return None;
     }
     rt.entry.set(RouteState::Running);
     tracing::info!(route = %name, topics = ?topics, group = %rt.route.group, chain = %rt.chain().versions(), "route running");
@@ -288,9 +320,21 @@ async fn run_once(
     // Keyed by topic, then partition, so that finding a record's worker
     // borrows the topic name instead of allocating a key per record.
     let mut workers: HashMap<String, HashMap<i32, WorkerHandle>> = HashMap::new();
+    // What the consumer holds, for the health monitor.
+    let mut held_tick = tokio::time::interval(Duration::from_secs(1));
+    held_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut end = SessionEnd::Stopped;
     loop {
         let message = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = rt.entry.health.rejoin.notified() => {
+                end = SessionEnd::Rejoin;
+                break;
+            }
+            _ = held_tick.tick() => {
+                rt.entry.health.set_held(Some(held(&consumer)));
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let message = match message {
@@ -352,10 +396,34 @@ async fn run_once(
         }
         Err(e) => tracing::warn!(route = %name, error = %e, "final commit failed"),
     }
-    if !matches!(rt.entry.state(), RouteState::Halted { .. }) {
-        rt.entry.set(RouteState::Stopped);
+    if matches!(end, SessionEnd::Rejoin) {
+        // Closing a consumer leaves its group and may wait on the
+        // coordinator (a rebalance in progress after an outage): off the
+        // runtime's threads, without holding up the next consumer.
+        tokio::task::spawn_blocking(move || drop(consumer));
     }
-    tracing::info!(route = %name, "route stopped");
+    Some(end)
+}
+
+/// The partitions `consumer` holds and its fetch position in each.
+fn held(consumer: &RouteConsumer) -> health::Held {
+    let mut held = health::Held::default();
+    let Ok(assignment) = consumer.assignment() else {
+        return held;
+    };
+    let positions = consumer.position().ok();
+    for e in assignment.elements() {
+        let position = positions
+            .as_ref()
+            .and_then(|p| p.find_partition(e.topic(), e.partition()))
+            .and_then(|p| match p.offset() {
+                rdkafka::Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        held.partitions
+            .insert((e.topic().to_owned(), e.partition()), position);
+    }
+    held
 }
 
 /// Spawn a partition worker, watched: a worker that dies (a panic, a bug
@@ -398,15 +466,12 @@ fn create_consumer(route: &Route, kafka: &KafkaSettings) -> Result<RouteConsumer
     }
     config
         .set("group.id", &route.group)
-        .set("auto.offset.reset", route.start_from.as_librdkafka())
-        // Statistics carry each partition's lag (`switchyard_consumer_lag`).
-        .set("statistics.interval.ms", "5000");
+        .set("auto.offset.reset", route.start_from.as_librdkafka());
     for (key, value) in &kafka.consumer_options {
         config.set(key, value);
     }
     config.create_with_context(LoggingContext {
         role: format!("route:{}", route.name),
-        lag_of_route: Some(route.name.clone()),
     })
 }
 

@@ -7,6 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 
 use super::chain::Failure;
+use super::health::{Health, HealthReport};
 use crate::metrics::{self, RouteLabels};
 use crate::plugin::bindings::Event;
 
@@ -68,6 +69,30 @@ pub enum RouteState {
     Stopped,
 }
 
+impl RouteState {
+    /// The state's name, as in the reports and `switchyard_route_state`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RouteState::Starting => "starting",
+            RouteState::Connecting { .. } => "connecting",
+            RouteState::Running => "running",
+            RouteState::Halted { .. } => "halted",
+            RouteState::Paused => "paused",
+            RouteState::Stopped => "stopped",
+        }
+    }
+
+    /// Every state's name.
+    pub const NAMES: [&'static str; 6] = [
+        "starting",
+        "connecting",
+        "running",
+        "halted",
+        "paused",
+        "stopped",
+    ];
+}
+
 /// Counters of one route, updated on the hot path without locks. They are
 /// the route's Prometheus counters (see [`crate::metrics`]).
 #[derive(Debug)]
@@ -121,6 +146,8 @@ pub struct RouteEntry {
     chain: RwLock<String>,
     /// The record the route halted before, while it is halted on one.
     halted_record: Mutex<Option<HaltedRecord>>,
+    /// The route's health as Kafka sees it (see [`super::health`]).
+    pub health: Health,
 }
 
 impl RouteEntry {
@@ -209,6 +236,10 @@ pub struct RouteReport {
     pub dead_lettered: u64,
     pub retries: u64,
     pub skipped: u64,
+    /// From the route's health monitor; absent before its first check and
+    /// for routes fed by HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthReport>,
 }
 
 impl StatusBoard {
@@ -219,6 +250,7 @@ impl StatusBoard {
             counters: RouteCounters::for_route(name),
             chain: RwLock::new(chain),
             halted_record: Mutex::new(None),
+            health: Health::default(),
         });
         self.routes
             .write()
@@ -227,18 +259,82 @@ impl StatusBoard {
         entry
     }
 
-    /// True when every registered route is running, or paused on purpose.
+    /// True when every registered route is running (and not stalled), or
+    /// paused on purpose.
     pub fn all_running(&self) -> bool {
         self.routes
             .read()
             .expect("board lock")
             .values()
-            .all(|r| matches!(r.state(), RouteState::Running | RouteState::Paused))
+            .all(|r| match r.state() {
+                RouteState::Running => !r.health.stalled(),
+                RouteState::Paused => true,
+                _ => false,
+            })
+    }
+
+    /// Why this instance should not be sent traffic: a route still starting
+    /// or connecting, or one that runs but cannot make progress (stalled).
+    /// A route halted by its error policy or paused by an operator is on
+    /// purpose, and does not count. Empty: ready.
+    pub fn unready_reasons(&self) -> Vec<String> {
+        let routes = self.routes.read().expect("board lock");
+        let mut reasons = Vec::new();
+        for (name, r) in routes.iter() {
+            match r.state() {
+                RouteState::Starting => reasons.push(format!("route `{name}` is starting")),
+                RouteState::Connecting { error } => {
+                    reasons.push(format!("route `{name}` is connecting: {error}"))
+                }
+                RouteState::Running => {
+                    if let Some(report) = r.health.report().filter(|h| h.stalled) {
+                        let problem = report.problem.unwrap_or_default();
+                        reasons.push(format!("route `{name}` makes no progress: {problem}"));
+                    }
+                }
+                RouteState::Halted { .. } | RouteState::Paused | RouteState::Stopped => {}
+            }
+        }
+        reasons
+    }
+
+    /// Set `switchyard_route_state` (1 for each route's state, 0 for the
+    /// others) and `switchyard_route_stalled`.
+    pub fn publish_states(&self) {
+        let m = metrics::global();
+        for (name, r) in self.routes.read().expect("board lock").iter() {
+            let state = r.state();
+            for s in RouteState::NAMES {
+                let labels = metrics::RouteStateLabels {
+                    route: name.clone(),
+                    state: s.to_owned(),
+                };
+                m.route_state
+                    .get_or_create(&labels)
+                    .set(i64::from(s == state.name()));
+            }
+            let labels = RouteLabels {
+                route: name.clone(),
+            };
+            m.route_stalled
+                .get_or_create(&labels)
+                .set(i64::from(r.health.stalled()));
+        }
     }
 
     /// Take a deleted route off the board.
     pub fn remove(&self, name: &str) {
         self.routes.write().expect("board lock").remove(name);
+        let m = metrics::global();
+        for s in RouteState::NAMES {
+            m.route_state.remove(&metrics::RouteStateLabels {
+                route: name.to_owned(),
+                state: s.to_owned(),
+            });
+        }
+        m.route_stalled.remove(&RouteLabels {
+            route: name.to_owned(),
+        });
     }
 
     /// Every route as anyone may see it: without the details of a halt,
@@ -273,6 +369,7 @@ impl StatusBoard {
                 dead_lettered: load(&r.counters.dead_lettered),
                 retries: load(&r.counters.retries),
                 skipped: load(&r.counters.skipped),
+                health: r.health.report(),
             })
             .collect()
     }

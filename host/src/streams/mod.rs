@@ -452,7 +452,6 @@ fn new_reader(kafka: &KafkaSettings) -> Result<BaseConsumer<LoggingContext>, Str
     config
         .create_with_context(LoggingContext {
             role: "stream reader".into(),
-            lag_of_route: None,
         })
         .map_err(|e| StreamError::Kafka(format!("cannot create a Kafka reader: {e}")))
 }
