@@ -25,6 +25,7 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for ready   (90)
 #   KAFKA_STOP_TIMEOUT     seconds before SIGKILL      (30)
 #   KAFKA_HEAP_OPTS        JVM heap                    (-Xms256m -Xmx1g)
+#   KAFKA_AUTO_CREATE_TOPICS  create topics on first use (true)
 #   KAFKA_JVM_OPTS         extra JVM options for the broker
 #   KAFKA_KEEP_STATE       1: `stop` keeps the state dir, `start` reuses it
 #   JAVA_HOME              Java 17+ to use (else `java` on PATH)
@@ -188,7 +189,7 @@ log.dirs=$STATE_DIR/data
 num.partitions=1
 default.replication.factor=1
 min.insync.replicas=1
-auto.create.topics.enable=true
+auto.create.topics.enable=${KAFKA_AUTO_CREATE_TOPICS:-true}
 delete.topic.enable=true
 
 # Internal topics on a single node: replication factor 1 and few partitions

@@ -1,7 +1,8 @@
 //! Kafka faults on a broker of the test's own (its own port and state
 //! directory, so that freezing or stopping it disturbs no other test): a
 //! broker frozen past the consumer group's session timeout, a broker
-//! stopped and started again, a source topic created after its route.
+//! stopped and started again, a source topic created after its route, a
+//! sink topic that does not exist (on a broker that creates none).
 //! Each time nothing is lost, the fault shows in `/readyz` (503 with the
 //! reason), `/admin/routes` and `/metrics` while it lasts, and the route
 //! recovers without a restart of switchyard.
@@ -30,13 +31,20 @@ const STALL_AFTER_S: u64 = 3;
 struct Broker {
     port: u16,
     state: tempfile::TempDir,
+    /// Whether the broker creates a topic on first use.
+    auto_create: bool,
 }
 
 impl Broker {
     fn start() -> Broker {
+        Broker::start_creating_topics(true)
+    }
+
+    fn start_creating_topics(auto_create: bool) -> Broker {
         let broker = Broker {
             port: free_port_pair(),
             state: tempfile::tempdir().expect("state dir"),
+            auto_create,
         };
         broker.script("start", false);
         broker
@@ -52,6 +60,7 @@ impl Broker {
             .env("KAFKA_PORT", self.port.to_string())
             .env("KAFKA_STATE_DIR", self.state.path())
             .env("KAFKA_KEEP_STATE", if keep_state { "1" } else { "0" })
+            .env("KAFKA_AUTO_CREATE_TOPICS", self.auto_create.to_string())
             .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m")
             .output()
             .expect("run scripts/kafka.sh");
@@ -300,8 +309,11 @@ fn wait_delivered(broker: &Broker, sink: &str, count: usize, sy: &Switchyard) ->
     let seen = broker.distinct_values(sink, count, Duration::from_secs(60));
     assert!(
         seen.len() >= count,
-        "only {} of {count} records reached the sink within 60 s\n{}",
+        "only {} of {count} records reached the sink within 60 s; the route: {}\n{}",
         seen.len(),
+        get_json(&format!("http://{}/admin/routes", sy.http))
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default(),
         sy.log_text()
     );
     start.elapsed()
@@ -492,4 +504,45 @@ async fn a_route_waits_for_its_topic_and_consumes_once_it_is_created() {
     }
     let (code, body) = readyz(&sy).expect("answer");
     assert_eq!(code, 200, "a paused route keeps the instance ready: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_sink_topic_is_reported_and_the_route_delivers_once_it_exists() {
+    let broker = Broker::start_creating_topics(false);
+    let (source, sink, group) = (
+        unique("nosink-in"),
+        unique("nosink-out"),
+        unique("nosink-g"),
+    );
+    broker.create_topics(&[&source], 1).await;
+    let mut sy = Switchyard::start_with(
+        &routes(&source, &sink, &group),
+        &["--brokers", &broker.bootstrap()],
+    );
+    sy.wait_healthy(Duration::from_secs(60));
+    let records = values("held", 50);
+    broker.produce(&source, &records).await;
+
+    // Taken from the source, never acknowledged by the sink: not ready,
+    // saying so, for as long as it lasts.
+    let body = wait_unready(&sy, Duration::from_secs(60));
+    assert!(
+        body["reasons"].to_string().contains("not acknowledged"),
+        "{body}"
+    );
+    let route = admin_route(&sy);
+    assert_eq!(route["health"]["stalled"], true, "{route}");
+    assert_eq!(
+        metric(&metrics(&sy), "switchyard_route_stalled{route=\"faults\"}"),
+        Some(1.0)
+    );
+
+    // The topic made: every record arrives, and the instance is ready
+    // again, with no restart.
+    broker.create_topics(&[&sink], 1).await;
+    let took = wait_delivered(&broker, &sink, records.len(), &sy);
+    eprintln!("held records reached the new sink topic within {took:?}");
+    assert_all_arrived(&broker, &sink, &records, &sy);
+    wait_ready(&sy, Duration::from_secs(30));
+    assert!(sy.is_running());
 }

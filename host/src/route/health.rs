@@ -446,8 +446,11 @@ impl MonitorState {
                     .get(&(p.topic.clone(), p.partition))
                     .copied()
                     .flatten();
-                match (position, p.committed) {
-                    (Some(pos), Some(c)) if pos > c => (
+                // Where processing starts: the committed offset, or
+                // before any commit, where the lag counts from.
+                let from = p.committed.unwrap_or(p.end - p.lag);
+                match position {
+                    Some(pos) if pos > from => (
                         ProblemKind::NotAcknowledged,
                         format!(
                             "records up to offset {} were taken but not acknowledged \
@@ -675,6 +678,26 @@ mod tests {
             .problem
             .unwrap()
             .contains("taken but not acknowledged"));
+        assert_eq!(report.rejoins, 0);
+
+        // The same before the group ever committed: the records taken
+        // count from where the lag does.
+        let mut state = MonitorState::default();
+        state.assess(&route, &entry, observed(None, 50), settings(), t0);
+        let report = state.assess(
+            &route,
+            &entry,
+            observed(None, 50),
+            settings(),
+            t0 + Duration::from_secs(10),
+        );
+        assert!(
+            report
+                .problem
+                .as_deref()
+                .is_some_and(|p| p.contains("records up to offset 39 were taken")),
+            "{report:?}"
+        );
         assert_eq!(report.rejoins, 0);
     }
 
