@@ -88,7 +88,7 @@ impl ControlPlane {
         };
 
         // The group may have moved past it already (another replica).
-        let reader = crate::route::create_offset_reader(&rt.route, &self.inner.deps.kafka)
+        let reader = crate::route::create_offset_reader(&rt.route, &self.inner.deps.kafka, "skip")
             .map_err(|e| SkipError::Kafka(format!("cannot reach the consumer group: {e}")))?;
         let reader = std::sync::Arc::new(reader);
         let (topic, partition, offset) = (place.topic.clone(), place.partition, place.offset);

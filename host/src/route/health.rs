@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -68,6 +67,12 @@ impl HealthSettings {
     /// `stall_after`, seldom enough to cost the cluster nothing.
     fn interval(&self) -> Duration {
         (self.stall_after / 5).clamp(Duration::from_secs(1), Duration::from_secs(5))
+    }
+
+    /// How long Kafka may stay unreachable from a route's clients before
+    /// they are replaced by new ones.
+    fn reconnect_after(&self) -> Duration {
+        (self.stall_after * 2).max(Duration::from_secs(6))
     }
 }
 
@@ -168,16 +173,19 @@ pub async fn monitor(
     settings: HealthSettings,
     stop: CancellationToken,
 ) {
-    let client = match create_client(&route, &kafka) {
-        Ok(c) => Arc::new(c),
+    let connect = || match super::create_offset_reader(&route, &kafka, "health") {
+        Ok(c) => Some(Arc::new(c)),
         Err(e) => {
             tracing::error!(route = %route.name, error = %e, "cannot create the health monitor's Kafka client");
-            return;
+            None
         }
     };
+    let Some(mut client) = connect() else { return };
     let mut state = MonitorState::default();
     let mut ticker = tokio::time::interval(settings.interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Since when the checks have not reached Kafka.
+    let mut unreachable_since: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -188,27 +196,35 @@ pub async fn monitor(
         let observed = tokio::task::spawn_blocking(move || observe(&probe, &probe_route))
             .await
             .expect("health check panicked");
-        let report = state.assess(&route, &entry, observed, settings, Instant::now());
+        let now = Instant::now();
+        if observed.is_ok() {
+            unreachable_since = None;
+        } else if now.duration_since(*unreachable_since.get_or_insert(now))
+            >= settings.reconnect_after()
+        {
+            // A client whose connections did not come back from a broker
+            // that was frozen or restarted can stay stuck while new
+            // clients get through: start over with new ones, for the
+            // checks and for the route.
+            tracing::warn!(
+                route = %route.name,
+                "Kafka unreachable from this route's clients for {} s: connecting again with new clients",
+                settings.reconnect_after().as_secs()
+            );
+            if let Some(fresh) = connect() {
+                let old = std::mem::replace(&mut client, fresh);
+                tokio::task::spawn_blocking(move || drop(old));
+            }
+            if matches!(entry.state(), RouteState::Running) {
+                state.rejoin(&entry, now);
+            }
+            unreachable_since = Some(now);
+        }
+        let report = state.assess(&route, &entry, observed, settings, now);
         state.publish_lag(&route.name, &report.partitions);
         entry.health.set_report(report);
     }
     state.clear_lag();
-}
-
-fn create_client(
-    route: &Route,
-    kafka: &KafkaSettings,
-) -> Result<BaseConsumer<LoggingContext>, KafkaError> {
-    let mut config = kafka.client_config();
-    config
-        .set("group.id", &route.group)
-        .set("enable.auto.commit", "false");
-    for (key, value) in &kafka.consumer_options {
-        config.set(key, value);
-    }
-    config.create_with_context(LoggingContext {
-        role: format!("health:{}", route.name),
-    })
 }
 
 /// Ask the cluster about the route's source topics (blocking).

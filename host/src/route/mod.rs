@@ -173,7 +173,7 @@ async fn wait_for_a_way_on(
     };
     // Reads the group's committed offsets; joins no group.
     let offsets = match &halted_on {
-        Some(_) => match create_offset_reader(&rt.route, kafka) {
+        Some(_) => match create_offset_reader(&rt.route, kafka, "offsets") {
             Ok(reader) => Some(Arc::new(reader)),
             Err(e) => {
                 tracing::warn!(route = %name, error = %e, "cannot watch the group's offsets while halted");
@@ -213,10 +213,12 @@ async fn wait_for_a_way_on(
 
 /// A client of the route's consumer group that only reads and commits
 /// offsets: it subscribes to nothing, so it joins no group and takes no
-/// partition from the replicas.
+/// partition from the replicas. `role` names it in the log (the health
+/// monitor, the halted route's watch, a skip).
 pub(crate) fn create_offset_reader(
     route: &Route,
     kafka: &KafkaSettings,
+    role: &str,
 ) -> Result<BaseConsumer<LoggingContext>, KafkaError> {
     let mut config = kafka.client_config();
     config
@@ -227,7 +229,7 @@ pub(crate) fn create_offset_reader(
         config.set(key, value);
     }
     config.create_with_context(LoggingContext {
-        role: format!("route:{}:offsets", route.name),
+        role: format!("route:{}:{role}", route.name),
     })
 }
 
