@@ -318,12 +318,22 @@ async fn open_subjects(
             config: subjects::KEYS_TOPIC_CONFIG,
         })
         .await?;
-    if let Some(settings) = topic_admin.settings(&keys_topic).await? {
-        for warning in subjects::check_keys_topic(&keys_topic, &settings)
-            .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?
-        {
-            tracing::warn!(topic = %keys_topic, "the key topic's settings: {warning}");
+    // Read where the cluster lets us (DescribeConfigs); a cluster that
+    // does not is warned about, not refused.
+    match topic_admin.settings(&keys_topic).await {
+        Ok(Some(settings)) => {
+            for warning in subjects::check_keys_topic(&keys_topic, &settings)
+                .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?
+            {
+                tracing::warn!(topic = %keys_topic, "the key topic's settings: {warning}");
+            }
         }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(
+            topic = %keys_topic,
+            "cannot read the key topic's settings, so they are not checked (it must be \
+             compacted, never deleted: see docs/runbooks.md): {e:#}"
+        ),
     }
     topic_admin
         .ensure(&TopicSpec {
