@@ -310,6 +310,26 @@ async fn open_subjects(
         .audit_topic
         .clone()
         .unwrap_or_else(|| subjects::DEFAULT_AUDIT_TOPIC.to_owned());
+    // An existing key topic's settings, checked before anything uses it.
+    // Read where the cluster lets us (DescribeConfigs): a cluster that does
+    // not is warned about, not refused; a topic that does not exist yet
+    // (or not for the broker answering) is created below with the right
+    // ones.
+    match topic_admin.settings(&keys_topic).await {
+        Ok(Some(settings)) if settings.contains_key("cleanup.policy") => {
+            for warning in subjects::check_keys_topic(&keys_topic, &settings)
+                .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?
+            {
+                tracing::warn!(topic = %keys_topic, "the key topic's settings: {warning}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            topic = %keys_topic,
+            "cannot read the key topic's settings, so they are not checked (it must be \
+             compacted, never deleted: see docs/runbooks.md): {e:#}"
+        ),
+    }
     topic_admin
         .ensure(&TopicSpec {
             name: &keys_topic,
@@ -318,23 +338,6 @@ async fn open_subjects(
             config: subjects::KEYS_TOPIC_CONFIG,
         })
         .await?;
-    // Read where the cluster lets us (DescribeConfigs); a cluster that
-    // does not is warned about, not refused.
-    match topic_admin.settings(&keys_topic).await {
-        Ok(Some(settings)) => {
-            for warning in subjects::check_keys_topic(&keys_topic, &settings)
-                .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?
-            {
-                tracing::warn!(topic = %keys_topic, "the key topic's settings: {warning}");
-            }
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(
-            topic = %keys_topic,
-            "cannot read the key topic's settings, so they are not checked (it must be \
-             compacted, never deleted: see docs/runbooks.md): {e:#}"
-        ),
-    }
     topic_admin
         .ensure(&TopicSpec {
             name: &audit_topic,

@@ -83,7 +83,8 @@ impl TopicAdmin {
     }
 
     /// The settings of topic `name` as the cluster reports them (`None` on
-    /// the development broker, which keeps none).
+    /// the development broker, which keeps none, and for a topic that does
+    /// not exist).
     pub async fn settings(
         &self,
         name: &str,
@@ -98,9 +99,13 @@ impl TopicAdmin {
             .with_context(|| format!("reading the settings of topic `{name}`"))?;
         let mut settings = std::collections::HashMap::new();
         for result in results {
-            let resource = result.map_err(|code| {
-                anyhow::anyhow!("reading the settings of topic `{name}` failed: {code}")
-            })?;
+            let resource = match result {
+                Ok(resource) => resource,
+                Err(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(None),
+                Err(code) => {
+                    anyhow::bail!("reading the settings of topic `{name}` failed: {code}")
+                }
+            };
             for entry in resource.entries {
                 if let Some(value) = entry.value {
                     settings.insert(entry.name, value);
